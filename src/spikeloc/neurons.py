@@ -1,0 +1,98 @@
+"""Reference neuron dynamics in plain PyTorch: the definition every fast path is tested against.
+
+Hidden layer, leaky integrate-and-fire (LIF) with reset by multiplication, threshold 1:
+
+    standard:  v[t] = (alpha * v[t-1] + h[t]) * (1 - s[t-1]);   s[t] = H(v[t] - 1)
+    notebook:  v[t+1] = (alpha * v[t] + h[t]) * (1 - s[t]);     s[t+1] = H(v[t] - 1),  s[0] = 0
+
+``alpha = exp(-dt / tau)``. In ``notebook`` semantics (the source notebook's loop) the spike
+is taken from the membrane *before* the update, so spikes lag one step, the reset lags two,
+and the last two input steps never reach a recorded spike. ``H`` is the Heaviside step in the
+forward pass; its gradient is replaced by the sigmoid surrogate ``beta * sig(beta x) * (1 - sig(beta x))``.
+
+Readout, leaky integrator without spikes:
+
+    standard:  y[t] = alpha * y[t-1] + h[t]
+    notebook:  y[0] = 0;  y[t+1] = alpha * y[t] + h[t]   (for t < steps - 1)
+
+Shapes: inputs ``h`` are ``(..., steps, neurons)``; ``alpha`` broadcasts against ``(..., neurons)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class SurrogateSpike(torch.autograd.Function):
+    """Heaviside step forward, sigmoid-derivative surrogate backward (slope ``beta``)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, beta: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.beta = beta
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        sig = torch.sigmoid(ctx.beta * x)
+        return grad_output * ctx.beta * sig * (1 - sig), None
+
+
+def spike_fn(x: torch.Tensor, beta: float = 5.0) -> torch.Tensor:
+    return SurrogateSpike.apply(x, beta)
+
+
+def lif_reference(h: torch.Tensor, alpha: torch.Tensor, beta: float, semantics: str) -> torch.Tensor:
+    """Hidden LIF spikes ``(..., steps, neurons)`` for input currents ``h`` of the same shape."""
+    steps = h.shape[-2]
+    v = torch.zeros_like(h[..., 0, :])
+    s = torch.zeros_like(v)
+    out = []
+    if semantics == "standard":
+        for t in range(steps):
+            v = (alpha * v + h[..., t, :]) * (1 - s)
+            s = spike_fn(v - 1, beta)
+            out.append(s)
+    else:  # notebook
+        out.append(s)
+        for t in range(steps - 1):
+            new_v = (alpha * v + h[..., t, :]) * (1 - s)
+            s = spike_fn(v - 1, beta)
+            v = new_v
+            out.append(s)
+    return torch.stack(out, dim=-2)
+
+
+def leaky_integrator_reference(h: torch.Tensor, alpha: torch.Tensor, semantics: str) -> torch.Tensor:
+    """Readout membrane trace ``(..., steps, neurons)``, one Python step at a time."""
+    steps = h.shape[-2]
+    y = torch.zeros_like(h[..., 0, :])
+    out = []
+    if semantics == "standard":
+        for t in range(steps):
+            y = alpha * y + h[..., t, :]
+            out.append(y)
+    else:
+        out.append(y)
+        for t in range(steps - 1):
+            y = alpha * y + h[..., t, :]
+            out.append(y)
+    return torch.stack(out, dim=-2)
+
+
+def leaky_integrator(h: torch.Tensor, alpha: torch.Tensor, semantics: str) -> torch.Tensor:
+    """Same as :func:`leaky_integrator_reference` as one matrix product over time.
+
+    ``y[t] = sum_{u <= t - lag} alpha**(t - lag - u) h[u]`` with ``lag`` 0 (standard) or 1 (notebook);
+    ``alpha`` has shape ``(..., neurons)`` and the kernel ``alpha**k`` is built per neuron.
+    """
+    steps = h.shape[-2]
+    lag = 0 if semantics == "standard" else 1
+    t = torch.arange(steps, device=h.device)
+    k = t[:, None] - lag - t[None, :]  # (steps_out, steps_in): power of alpha
+    mask = k >= 0
+    alpha = torch.as_tensor(alpha, dtype=h.dtype, device=h.device)
+    # (..., neurons, steps_out, steps_in); exp(k log alpha) keeps the kernel differentiable in alpha
+    kern = torch.where(mask, torch.exp(k.clamp(min=0) * torch.log(alpha)[..., None, None]), 0.0)
+    return torch.einsum("...nts,...sn->...tn", kern, h)

@@ -1,0 +1,87 @@
+"""Training: Adam on the NLL of log-softmax of the readout, one loop for every model kind.
+
+Read top to bottom: batches of a :class:`~spikeloc.stimulus.Dataset` in random order, the loss,
+the optional firing-rate penalty, the learning-rate schedule and the per-epoch history.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .config import RunConfig
+from .stimulus import Dataset, discretise, random_ipd_input_signal
+
+
+def batches(data: Dataset, batch_size: int, generator: torch.Generator | None = None
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(spikes as float32, IPD) batches; shuffled when a generator is given; a short last batch is dropped."""
+    n = len(data)
+    order = torch.randperm(n, generator=generator, device=generator.device) if generator is not None else None
+    for start in range(0, n - batch_size + 1, batch_size):
+        idx = order[start:start + batch_size] if order is not None else slice(start, start + batch_size)
+        yield data.spikes[idx].float(), data.ipd[idx]
+
+
+def log_probs(scores: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities over output bins, ``(models, batch, bins)``."""
+    return F.log_softmax(scores, dim=-1)
+
+
+def loss_fn(model, x: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed per-model loss (models train independently) and the per-model loss ``(models,)``."""
+    scores, hidden = model(x)
+    bins = scores.shape[-1]
+    target = discretise(ipd, cfg.stimulus, bins).expand(scores.shape[0], -1)
+    per_model = F.nll_loss(log_probs(scores).flatten(0, 1), target.flatten(), reduction="none")
+    per_model = per_model.view(scores.shape[:2]).mean(1)
+    if cfg.train.rate_reg > 0 and hidden is not None:
+        # mean firing rate per hidden neuron (Hz), pulled towards target_rate_hz
+        rate = hidden.mean(dim=(1, 2)) / cfg.stimulus.dt
+        target_rate = max(cfg.train.target_rate_hz, 1e-9)
+        per_model = per_model + cfg.train.rate_reg * ((rate / target_rate - 1) ** 2).mean(-1)
+    return per_model.sum(), per_model.detach()
+
+
+def fit(model, cfg: RunConfig, train_data: Dataset | None, generator: torch.Generator,
+        progress: bool = True, label: str = "train") -> list[dict]:
+    """Train ``model`` in place; returns one history row per epoch.
+
+    With ``cfg.train.fresh_data`` a new training set is drawn from ``generator`` every epoch
+    (``train_data`` may then be None); otherwise ``train_data`` is reused, reshuffled each epoch.
+    """
+    tc = cfg.train
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=tc.lr)
+    total_steps = tc.epochs * tc.train_batches
+    scheduler = None
+    if tc.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+    history = []
+    bar = tqdm(total=total_steps, desc=label, disable=not progress, leave=False, unit="batch")
+    for epoch in range(1, tc.epochs + 1):
+        start = time.perf_counter()
+        if tc.fresh_data or train_data is None:
+            train_data = random_ipd_input_signal(tc.batch_size * tc.train_batches, cfg.stimulus, generator)
+        losses = []
+        for x, ipd in batches(train_data, tc.batch_size, generator):
+            loss, per_model = loss_fn(model, x, ipd, cfg)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            losses.append(per_model)
+            bar.update()
+            bar.set_postfix(loss=f"{per_model.mean().item():.3f}", epoch=epoch)
+        per_model = torch.stack(losses).mean(0).tolist()
+        history.append({"epoch": epoch, "loss": sum(per_model) / len(per_model), "loss_per_model": per_model,
+                        "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start})
+    bar.close()
+    return history
