@@ -108,6 +108,10 @@ class TrainConfig(_Section):
     membrane_only: bool = Field(True, description="also train the membrane-only baseline")
 
 
+class EvalConfig(_Section):
+    ideal_observer: bool = Field(True, description="evaluate the Bayesian ideal observer on the same test set")
+
+
 class PlotConfig(_Section):
     th_percent: float = Field(25.0, ge=0, le=50, description="W1.W2 threshold: top/bottom percent -> +1/-1")
     examples: int = Field(8, ge=1, le=32, description="example stimuli drawn as rasters")
@@ -122,6 +126,7 @@ class RunConfig(_Section):
     stimulus: StimulusConfig = StimulusConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
     plot: PlotConfig = PlotConfig()
 
     def to_toml(self) -> str:
@@ -165,7 +170,8 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
-_SECTIONS = {"stimulus": StimulusConfig, "model": ModelConfig, "train": TrainConfig, "plot": PlotConfig}
+_SECTIONS = {"stimulus": StimulusConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig,
+             "plot": PlotConfig}
 
 
 def _resolve_key(key: str) -> list[str]:
@@ -221,18 +227,16 @@ def _validate(data: dict[str, Any]) -> RunConfig:
         raise SpikelocError(f"{where}: {msg}") from None
 
 
-def load_config(preset: str | None = "default", file: str | Path | None = None,
+def load_config(preset: str | None = None, file: str | Path | None = None,
                 overrides: list[str] | tuple[str, ...] = (), **fields: Any) -> RunConfig:
-    """Resolve a config: preset < TOML file (which may name its own ``preset``) < overrides < fields.
+    """Resolve a config: preset < TOML file < ``key=value`` overrides < fields.
 
+    The preset is ``preset``, else the file's top-level ``preset = "..."``, else ``default``.
     ``fields`` are top-level values such as ``seed=3`` or ``device="cpu"`` (None is ignored).
     """
-    data: dict[str, Any] = {}
     file_data = _read_toml(Path(file)) if file is not None else {}
-    preset = file_data.pop("preset", None) if preset is None else preset
-    if preset is not None:
-        data = _preset_dict(preset)
-    data = _merge(data, file_data)
+    file_preset = file_data.pop("preset", "default")
+    data = _merge(_preset_dict(preset or file_preset), file_data)
     for item in overrides:
         data = _merge(data, parse_override(item))
     data = _merge(data, {k: v for k, v in fields.items() if v is not None})

@@ -62,7 +62,8 @@ def metrics_from_probabilities(bin_probs: torch.Tensor, ipd: torch.Tensor, cfg: 
             "mae_deg": ((continuise(estimate[k], cfg) - ipd64).abs().mean() * deg).item(),
             "mae_continuous_deg": ((median[k] - ipd64).abs().mean() * deg).item(),
             "confusion": confusion.tolist(),
-            "ipd_estimate_deg": (continuise(estimate[k], cfg) * deg).float().tolist(),
+            "ipd_estimate_deg": (continuise(estimate[k], cfg) * deg).numpy(),
+            "ipd_true_deg": (ipd64 * deg).numpy(),
         })
     return results
 

@@ -48,12 +48,12 @@ def loss_fn(model, x: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> tuple[
     return per_model.sum(), per_model.detach()
 
 
-def fit(model, cfg: RunConfig, train_data: Dataset | None, generator: torch.Generator,
+def fit(model, cfg: RunConfig, train_data: Dataset, generator: torch.Generator,
         progress: bool = True, label: str = "train") -> list[dict]:
-    """Train ``model`` in place; returns one history row per epoch.
+    """Train ``model`` in place on ``train_data``, reshuffled each epoch; returns one history row per epoch.
 
-    With ``cfg.train.fresh_data`` a new training set is drawn from ``generator`` every epoch
-    (``train_data`` may then be None); otherwise ``train_data`` is reused, reshuffled each epoch.
+    With ``cfg.train.fresh_data`` every epoch after the first draws a new training set of the
+    same size from ``generator``.
     """
     tc = cfg.train
     params = [p for p in model.parameters() if p.requires_grad]
@@ -67,8 +67,8 @@ def fit(model, cfg: RunConfig, train_data: Dataset | None, generator: torch.Gene
     bar = tqdm(total=total_steps, desc=label, disable=not progress, leave=False, unit="batch")
     for epoch in range(1, tc.epochs + 1):
         start = time.perf_counter()
-        if tc.fresh_data or train_data is None:
-            train_data = random_ipd_input_signal(tc.batch_size * tc.train_batches, cfg.stimulus, generator)
+        if tc.fresh_data and epoch > 1:
+            train_data = random_ipd_input_signal(len(train_data), cfg.stimulus, generator)
         losses = []
         for x, ipd in batches(train_data, tc.batch_size, generator):
             loss, per_model = loss_fn(model, x, ipd, cfg)

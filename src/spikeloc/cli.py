@@ -1,0 +1,168 @@
+"""``spikeloc``: the command line. It only wires the library's stages together.
+
+Bad input ends with one line on stderr (``error: ...``) and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from .config import RunConfig, load_config, preset_descriptions
+from .errors import SpikelocError
+
+CONFIG_OPTIONS = [
+    click.option("--preset", "-p", default=None, help="Named preset (see `spikeloc presets`); default: 'default'."),
+    click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="TOML file; overrides the preset (it may name its own `preset = \"...\"`)."),
+    click.option("--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE",
+                 help="Override one field, e.g. --set train.epochs=20 or --set hidden=64 (repeatable)."),
+    click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default: the config's)."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+                 help="Where to compute (default: the config's, 'auto')."),
+]
+
+
+def config_options(f):
+    for option in reversed(CONFIG_OPTIONS):
+        f = option(f)
+    return f
+
+
+def resolve(preset, config_file, overrides, seed, device, **fields) -> RunConfig:
+    return load_config(preset, config_file, overrides, seed=seed, device=device, **fields)
+
+
+def _pct(s: dict) -> str:
+    return f"{100 * s['mean']:.1f} %" + (f" ± {100 * s['sd']:.1f} ({100 * s['min']:.1f}-{100 * s['max']:.1f})"
+                                          if len(s.get("values", [0])) > 1 else "")
+
+
+def _deg(s: dict) -> str:
+    return f"{s['mean']:.2f} deg" + (f" ± {s['sd']:.2f}" if len(s.get("values", [0])) > 1 else "")
+
+
+def print_metrics(metrics: dict) -> None:
+    rows = [(f"{kind} {split}", leaf) for kind, splits in metrics["models"].items() for split, leaf in splits.items()]
+    rows += [("ideal observer test", metrics["ideal_observer"]["test"])] if "ideal_observer" in metrics else []
+    click.echo(f"{'':22} {'accuracy':>24} {'MAE (midpoint)':>16} {'MAE (continuous)':>17}")
+    for name, leaf in rows:
+        click.echo(f"{name:22} {_pct(leaf['accuracy']):>24} {_deg(leaf['mae_deg']):>16} "
+                   f"{_deg(leaf['mae_continuous_deg']):>17}")
+    click.echo(f"chance: {100 * metrics['chance']:.1f} %")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="spikeloc")
+def cli():
+    """Train and analyse spiking networks that localise sound from the interaural phase difference."""
+
+
+@cli.command()
+@config_options
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder to create (default: runs/PRESET-TIME-sSEED).")
+@click.option("--models", "-k", type=click.IntRange(min=1), default=None,
+              help="Train K independent models at once (seeds seed..seed+K-1).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train(preset, config_file, overrides, seed, device, out, models, quiet):
+    """Train a spiking model (and the membrane-only baseline) and write a run folder with a report."""
+    overrides = (*overrides, f"train.models={models}") if models else overrides
+    cfg = resolve(preset, config_file, overrides, seed, device)
+    from . import run as runs
+
+    out = out or Path("runs") / f"{preset or 'run'}-{datetime.now():%Y%m%d-%H%M%S}-s{cfg.seed}"
+    runs.check_out_dir(out)
+    runs.resolve_device(cfg.device)
+    run, raw, _ = runs.train(cfg, progress=not quiet)
+    runs.save(run, out)  # results are on disk before anything that could fail while drawing
+    print_metrics(run.metrics)
+    report = runs.draw(run, raw, out)
+    click.echo(f"run folder: {out}\nreport: {report}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the fresh test set (default: the run's seed + 1).")
+@click.option("--samples", type=click.IntRange(min=1), default=None, help="Test samples (default: the run's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate(run_dir, seed, samples, as_json):
+    """Evaluate a trained run on a fresh test set and print its metrics."""
+    from . import run as runs
+    from .evaluate import evaluate as evaluate_model
+
+    run = runs.load_run(run_dir)
+    cfg = run.config
+    seed = cfg.seed + 1 if seed is None else seed
+    n = samples or cfg.train.batch_size * cfg.train.test_batches
+    test = runs.random_ipd_input_signal(n, cfg.stimulus, runs.stage_generator(seed, "test", run.device))
+    metrics = {"models": {kind: {"test": runs._leaf(evaluate_model(m, test, cfg.stimulus))}
+                          for kind, m in run.models.items()},
+               "chance": 1 / cfg.stimulus.num_classes, "test_samples": n, "test_seed": seed}
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+    else:
+        print_metrics(metrics)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def report(run_dir):
+    """Re-draw the figures and the HTML report of a run folder."""
+    from . import run as runs
+
+    run = runs.load_run(run_dir)
+    raw = runs.evaluate_splits(run, runs.datasets(run.config, run.device))
+    click.echo(f"report: {runs.draw(run, raw, Path(run_dir))}")
+
+
+@cli.command()
+def presets():
+    """List the named presets."""
+    for name, text in preset_descriptions().items():
+        click.echo(f"{name:16} {text}")
+
+
+@cli.command()
+@config_options
+@click.option("--samples", "-n", type=click.IntRange(min=1), default=8192, show_default=True,
+              help="Test samples (each with its own phase offset).")
+@click.option("--json", "as_json", is_flag=True, help="Print {known_offset: {...}, unknown_offset: {...}} as JSON.")
+def bound(preset, config_file, overrides, seed, device, samples, as_json):
+    """The Bayesian ideal observer's accuracy and error for the config's stimulus: the physical limit."""
+    from .observer import bound as observer_bound
+    from .run import resolve_device
+
+    cfg = resolve(preset, config_file, overrides, seed, device)
+    result = observer_bound(cfg.stimulus, samples=samples, seed=cfg.seed, device=resolve_device(cfg.device))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"ideal observer, {result['samples']} samples ({result['seconds']:.1f} s)")
+    for name in ("unknown_offset", "known_offset"):
+        r = result[name]
+        ci = r["accuracy_ci"]
+        click.echo(f"  offset {name.split('_')[0]:8} accuracy {100 * r['accuracy']:.1f} % "
+                   f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]  "
+                   f"MAE midpoint {r['mae_midpoint_deg']:.2f} deg  MAE median {r['mae_median_deg']:.2f} deg")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="spikeloc", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except SpikelocError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
