@@ -189,8 +189,9 @@ def _read_history(path: Path) -> dict[str, list[dict]]:
     return history
 
 
-def save(run: Run, out: Path) -> None:
+def save(run: Run, out: str | Path) -> None:
     """Write config, metrics, history and weights of ``run`` into ``out`` (figures come after)."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(out / "config.toml", run.config.to_toml().encode())
     tensors = {f"{kind}.{name}": p.detach().cpu().contiguous() for kind, m in run.models.items()
@@ -239,9 +240,9 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
     return Run(config=cfg, models=models, metrics=metrics, history=history, path=run_dir)
 
 
-def draw(run: Run, raw: dict[str, dict[str, list[dict]]], out: Path) -> Path:
+def draw(run: Run, raw: dict[str, dict[str, list[dict]]], out: str | Path) -> Path:
     """Every figure of the run into ``out/figures`` and the HTML report; returns the report path."""
-    cfg = run.config
+    cfg, out = run.config, Path(out)
     examples = random_ipd_input_signal(cfg.plot.examples, cfg.stimulus,
                                        stage_generator(cfg.seed, "examples", run.device))
     figures = {"stimulus examples": plots.stimulus_examples(examples, cfg.stimulus, cfg.plot.examples)}

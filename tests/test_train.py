@@ -1,0 +1,56 @@
+import torch
+
+from spikeloc.config import load_config
+from spikeloc.model import build_models
+from spikeloc.stimulus import random_ipd_input_signal
+from spikeloc.train import fit
+
+
+def small_config(*overrides):
+    return load_config("tiny", overrides=["train.epochs=4", "train.train_batches=8", "train.batch_size=32",
+                                          "stimulus.anf_per_ear=30", "model.hidden=16", *overrides])
+
+
+def train_once(cfg, seeds, data_seed=0):
+    data = random_ipd_input_signal(cfg.train.batch_size * cfg.train.train_batches, cfg.stimulus,
+                                   torch.Generator().manual_seed(data_seed))
+    model = build_models(cfg.stimulus, cfg.model, seeds)
+    history = fit(model, cfg, data, torch.Generator().manual_seed(data_seed + 1), progress=False)
+    return model, history
+
+
+def test_training_lowers_the_loss():
+    cfg = small_config("train.epochs=6", "train.lr=0.02", "stimulus.offset=per_dataset")
+    _, history = train_once(cfg, [0])
+    assert history[-1]["loss"] < history[0]["loss"] - 0.2
+    assert [r["epoch"] for r in history] == list(range(1, 7))
+
+
+def test_same_seed_same_result():
+    cfg = small_config("train.fresh_data=true")
+    a, ha = train_once(cfg, [0])
+    b, hb = train_once(cfg, [0])
+    assert torch.equal(a.W1, b.W1) and ha[-1]["loss"] == hb[-1]["loss"]
+
+
+def test_vectorised_models_equal_training_each_alone():
+    cfg = small_config("train.epochs=2", "train.models=3")
+    stack, hs = train_once(cfg, [10, 11, 12])
+    for k, seed in enumerate([10, 11, 12]):
+        alone, ha = train_once(cfg, [seed])
+        torch.testing.assert_close(stack.W1[k], alone.W1[0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(stack.W2[k], alone.W2[0], rtol=1e-4, atol=1e-5)
+        assert abs(hs[-1]["loss_per_model"][k] - ha[-1]["loss"]) < 1e-4
+
+
+def test_learned_time_constants_and_rate_penalty_move():
+    cfg = small_config("model.learn_tau=true", "train.rate_reg=1.0", "train.epochs=2")
+    model, _ = train_once(cfg, [0])
+    tau = model.log_tau_hidden.exp() * 1e3
+    assert not torch.allclose(tau, torch.full_like(tau, cfg.model.tau_hidden_ms))
+
+
+def test_cosine_schedule_ends_near_zero():
+    cfg = small_config("train.lr_schedule=cosine", "train.epochs=2")
+    _, history = train_once(cfg, [0])
+    assert history[-1]["lr"] < 1e-3 * cfg.train.lr
