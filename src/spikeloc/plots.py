@@ -26,7 +26,7 @@ from .stimulus import Dataset, phase_delays
 DPI = 150
 WEAK_UNIT = 0.5  # notebook: hidden units whose largest |w1| is below this are sorted last
 WEIGHT_CMAP = "RdBu_r"  # diverging, white at 0 once the limits are symmetric
-EAR_LINE = dict(color="tab:green", linewidth=1.2)  # visible on grey rasters and red/blue maps
+EAR_LINE = {"color": "tab:green", "linewidth": 1.2}  # visible on grey rasters and red/blue maps
 
 
 def save(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
@@ -42,10 +42,6 @@ def save(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
 
 def _np(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def _ipd_limits_deg(cfg: StimulusConfig) -> tuple[float, float]:
-    return cfg.ipd_min_deg, cfg.ipd_max_deg
 
 
 def _grid(n: int, max_cols: int) -> tuple[int, int]:
@@ -137,7 +133,7 @@ def loss_curves(histories: dict[str, list[dict]], num_classes: int | None = None
 def ipd_errors(ipd_true_deg, ipd_est_deg, confusion, cfg: StimulusConfig, title: str) -> Figure:
     """Histogram of true and estimated IPDs, and the confusion matrix (columns: true class)."""
     ipd_true_deg, ipd_est_deg = _np(ipd_true_deg), _np(ipd_est_deg)
-    lo, hi = _ipd_limits_deg(cfg)
+    lo, hi = cfg.ipd_min_deg, cfg.ipd_max_deg
     edges = np.linspace(lo, hi, cfg.num_classes + 1)
     ticks = MaxNLocator(nbins=7, steps=[1, 1.5, 3, 5, 10])
     fig = Figure(figsize=(11, 4.2), layout="constrained")
@@ -173,8 +169,8 @@ def _hidden_order(W1: np.ndarray) -> np.ndarray:
 def reorder_hidden(W1, W2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Re-order hidden units as the notebook does: returns ``(W1[:, I], W2[I, :], I)``."""
     W1, W2 = _np(W1), _np(W2)
-    I = _hidden_order(W1)
-    return W1[:, I], W2[I, :], I
+    order = _hidden_order(W1)
+    return W1[:, order], W2[order, :], order
 
 
 def threshold_product(product, th_percent: float) -> np.ndarray:
@@ -206,9 +202,10 @@ def weights(W1, W2, th_percent: float) -> Figure:
     _weight_image(ax3, product, "$W_1 W_2$", "Output unit", "Input fibre", "Weight product")
 
     levels = ListedColormap(["tab:blue", "white", "tab:red"])
+    three_levels = BoundaryNorm([-1.5, -0.5, 0.5, 1.5], levels.N)
     cbar = _image(ax4, threshold_product(product, th_percent),
                   f"$W_1 W_2$ thresholded (top/bottom {th_percent:g} %)", "Output unit", "Input fibre",
-                  "Level (+1: top, −1: bottom)", cmap=levels, norm=BoundaryNorm([-1.5, -0.5, 0.5, 1.5], levels.N))
+                  "Level (+1: top, −1: bottom)", cmap=levels, norm=three_levels)
     cbar.set_ticks([-1, 0, 1], labels=["−1", "0", "+1"])
 
     for ax in (ax1, ax3, ax4):
@@ -219,7 +216,8 @@ def weights(W1, W2, th_percent: float) -> Figure:
     for ax in (ax1, ax2):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(f"Trained weights ({strong} of {W1.shape[1]} hidden units with max |$w_1$| ≥ {WEAK_UNIT})")
+    fig.suptitle(f"Trained weights ({strong} of {W1.shape[1]} hidden units "
+                 f"with max |$w_1$| ≥ {WEAK_UNIT})")
     return fig
 
 
@@ -247,14 +245,14 @@ def hidden_unit_weights(W1, cfg: StimulusConfig, max_units: int = 15) -> Figure:
     fig = Figure(figsize=(2.6 * cols + 0.8, 2.0 * rows + 1.0), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
     half = cfg.anf_per_ear
-    for ax, j in zip(axes.flat, units):
+    for ax, j in zip(axes.flat, units, strict=False):  # spare axes are hidden below
         ax.axhline(0, color="grey", linewidth=0.6)
         ax.plot(delay_deg, W1[:half, j], color="tab:blue", label="Left ear")
         ax.plot(delay_deg, W1[half:, j], color="tab:red", label="Right ear")
         weak = " (weak)" if np.abs(W1[:, j]).max() <= WEAK_UNIT else ""
         ax.set_title(f"Unit {j}{weak}", fontsize="medium")
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 1.5, 3, 5, 10]))
-    for ax in list(axes.flat)[len(units):]:
+    for ax in axes.flat[len(units):]:
         ax.set_visible(False)
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper right", ncols=2)
     fig.supxlabel("Fibre phase delay (deg)")

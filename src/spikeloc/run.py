@@ -247,7 +247,7 @@ def draw(run: Run, raw: dict[str, dict[str, list[dict]]], out: str | Path) -> Pa
                                        stage_generator(cfg.seed, "examples", run.device))
     figures = {"stimulus examples": plots.stimulus_examples(examples, cfg.stimulus, cfg.plot.examples)}
     if run.history:
-        figures["training loss"] = plots.loss_curves(run.history)
+        figures["training loss"] = plots.loss_curves(run.history, cfg.stimulus.num_classes)
     for kind, splits in raw.items():
         for split, results in splits.items():
             title = f"{kind} model, {split} set"
