@@ -29,6 +29,20 @@ def _uniform(shape, bound: float, generators: list[torch.Generator], device) -> 
     return torch.stack([(torch.rand(shape, generator=g, device=device) * 2 - 1) * bound for g in generators])
 
 
+def project(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Input currents ``(models, batch, steps, out)`` for spikes ``x`` and stacked weights ``W`` ``(models, in, out)``.
+
+    ``x`` is ``(batch, steps, in)`` (shared by all models) or ``(models, batch, steps, in)``. Shared
+    inputs take one matrix product with the models' weights side by side, ``(batch*steps, in) @
+    (in, models*out)``, rather than a batched product per sample.
+    """
+    K, n_in, n_out = W.shape
+    if x.ndim == 3:
+        out = x.reshape(-1, n_in) @ W.permute(1, 0, 2).reshape(n_in, K * n_out)
+        return out.view(*x.shape[:2], K, n_out).permute(2, 0, 1, 3)
+    return torch.bmm(x.reshape(K, -1, n_in), W).view(*x.shape[:3], n_out)
+
+
 def init_bound(cfg: ModelConfig, fan_in: int) -> float:
     if cfg.init == "notebook":
         return 1 / math.sqrt(NOTEBOOK_FAN_IN)
@@ -48,9 +62,9 @@ class _Readout(nn.Module):
         alpha = torch.exp(-self.stim.dt / self.log_tau_out.exp())
         if self.cfg.readout == "count":
             return kernels.lif(current, alpha, self.cfg.beta, self.cfg.semantics, engine).sum(-2)
-        trace = kernels.integrate(current, alpha, self.cfg.semantics, engine)
         if self.cfg.readout == "mean":
-            return trace.mean(-2)
+            return kernels.integrate_mean(current, alpha, self.cfg.semantics, engine)
+        trace = kernels.integrate(current, alpha, self.cfg.semantics, engine)
         if self.cfg.readout == "max":
             return trace.amax(-2)
         return trace[..., -1, :]  # last
@@ -71,8 +85,7 @@ class MembraneModel(nn.Module):
         self.engine = kernels.resolve_engine(cfg.engine, self.W.device)
 
     def forward(self, x: torch.Tensor):
-        current = torch.matmul(x, self.W[:, None])  # (models, batch, steps, classes)
-        return self.readout(current, self.engine), None
+        return self.readout(project(x, self.W), self.engine), None
 
 
 class SpikingModel(nn.Module):
@@ -89,11 +102,9 @@ class SpikingModel(nn.Module):
         self.engine = kernels.resolve_engine(cfg.engine, self.W1.device)
 
     def forward(self, x: torch.Tensor):
-        # one matrix product for all steps: (batch*steps, inputs) @ (inputs, hidden), per model
-        current = torch.matmul(x, self.W1[:, None])  # (models, batch, steps, hidden)
         alpha = torch.exp(-self.stim.dt / self.log_tau_hidden.exp())
-        spikes = kernels.lif(current, alpha, self.cfg.beta, self.cfg.semantics, self.engine)
-        return self.readout(torch.matmul(spikes, self.W2[:, None]), self.engine), spikes
+        spikes = kernels.lif(project(x, self.W1), alpha, self.cfg.beta, self.cfg.semantics, self.engine)
+        return self.readout(project(spikes, self.W2), self.engine), spikes
 
 
 def build_models(stim: StimulusConfig, cfg: ModelConfig, seeds: list[int], device=None,

@@ -81,18 +81,28 @@ def leaky_integrator_reference(h: torch.Tensor, alpha: torch.Tensor, semantics: 
     return torch.stack(out, dim=-2)
 
 
-def leaky_integrator(h: torch.Tensor, alpha: torch.Tensor, semantics: str) -> torch.Tensor:
-    """Same as :func:`leaky_integrator_reference` as one matrix product over time.
+def leaky_kernel(alpha: torch.Tensor, steps: int, semantics: str) -> torch.Tensor:
+    """The leaky integrator as a matrix over time: ``y[..., t, n] = sum_u kern[n, t, u] h[..., u, n]``.
 
-    ``y[t] = sum_{u <= t - lag} alpha**(t - lag - u) h[u]`` with ``lag`` 0 (standard) or 1 (notebook);
-    ``alpha`` has shape ``(..., neurons)`` and the kernel ``alpha**k`` is built per neuron.
+    ``kern[n, t, u] = alpha[n]**(t - lag - u)`` for ``u <= t - lag`` (``lag`` 0 standard, 1 notebook), else 0.
+    ``alpha`` is ``(models, neurons)``; the result ``(models, neurons, steps, steps)`` stays differentiable
+    in alpha (it is built as ``exp(k log alpha)``).
     """
-    steps = h.shape[-2]
     lag = 0 if semantics == "standard" else 1
-    t = torch.arange(steps, device=h.device)
-    k = t[:, None] - lag - t[None, :]  # (steps_out, steps_in): power of alpha
-    mask = k >= 0
-    alpha = torch.as_tensor(alpha, dtype=h.dtype, device=h.device)
-    # (..., neurons, steps_out, steps_in); exp(k log alpha) keeps the kernel differentiable in alpha
-    kern = torch.where(mask, torch.exp(k.clamp(min=0) * torch.log(alpha)[..., None, None]), 0.0)
-    return torch.einsum("...nts,...sn->...tn", kern, h)
+    t = torch.arange(steps, device=alpha.device)
+    k = t[:, None] - lag - t[None, :]
+    return torch.where(k >= 0, torch.exp(k.clamp(min=0) * torch.log(alpha)[:, :, None, None]), 0.0)
+
+
+def leaky_integrator(h: torch.Tensor, alpha: torch.Tensor, semantics: str) -> torch.Tensor:
+    """Same as :func:`leaky_integrator_reference` for ``h`` ``(models, batch, steps, neurons)`` and
+    ``alpha`` ``(models, neurons)``, as one batched matrix product over time instead of a Python loop."""
+    kern = leaky_kernel(alpha, h.shape[-2], semantics)
+    return torch.matmul(kern, h.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)  # via (models, neurons, steps, batch)
+
+
+def leaky_integrator_mean(h: torch.Tensor, alpha: torch.Tensor, semantics: str) -> torch.Tensor:
+    """Time mean of :func:`leaky_integrator`, ``(models, batch, neurons)``: a linear filter's mean is one
+    weighted sum over time, ``sum_u w[n, u] h[u, n]`` with ``w = kern.mean(over t)``."""
+    weights = leaky_kernel(alpha, h.shape[-2], semantics).mean(-2)  # (models, neurons, steps)
+    return torch.einsum("knu,kbun->kbn", weights, h)
