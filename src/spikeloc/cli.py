@@ -121,6 +121,13 @@ def report(run_dir):
     click.echo(f"report: {runs.draw(run, raw, Path(run_dir))}")
 
 
+@cli.command("config")
+@config_options
+def show_config(preset, config_file, overrides, seed, device):
+    """Print the resolved config as TOML (what `train` would run with)."""
+    click.echo(resolve(preset, config_file, overrides, seed, device).to_toml(), nl=False)
+
+
 @cli.command()
 def presets():
     """List the named presets."""

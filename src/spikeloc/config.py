@@ -95,12 +95,12 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """Adam on the NLL of log-softmax of the readout."""
 
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(10, ge=1, description="passes over the training set")
+    batch_size: int = Field(64, ge=1, description="samples per batch")
     train_batches: int = Field(64, ge=1, description="batches per epoch")
     test_batches: int = Field(32, ge=1, description="batches in the test set")
     lr: float = Field(0.01, gt=0, description="Adam learning rate")
-    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: decays to 0 at the end")
     fresh_data: bool = Field(False, description="draw new training data every epoch")
     rate_reg: float = Field(0.0, ge=0, description="weight of the hidden firing-rate penalty")
     target_rate_hz: float = Field(10.0, ge=0, description="hidden firing rate the penalty pulls towards (Hz)")
@@ -109,10 +109,14 @@ class TrainConfig(_Section):
 
 
 class EvalConfig(_Section):
+    """What is evaluated besides the trained models."""
+
     ideal_observer: bool = Field(True, description="evaluate the Bayesian ideal observer on the same test set")
 
 
 class PlotConfig(_Section):
+    """Figures of the report."""
+
     th_percent: float = Field(25.0, ge=0, le=50, description="W1.W2 threshold: top/bottom percent -> +1/-1")
     examples: int = Field(8, ge=1, le=32, description="example stimuli drawn as rasters")
 
@@ -120,9 +124,9 @@ class PlotConfig(_Section):
 class RunConfig(_Section):
     """Everything a run needs; saved as ``config.toml`` in the run folder."""
 
-    description: str = ""
-    seed: int = Field(0, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    description: str = Field("", description="free text, shown in the report")
+    seed: int = Field(0, ge=0, description="seed of every random draw of the run")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available")
     stimulus: StimulusConfig = StimulusConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
