@@ -52,7 +52,10 @@ def resolve_engine(engine: str, device: torch.device | str) -> str:
 
 
 def lif(h: torch.Tensor, alpha: torch.Tensor, beta: float, semantics: str, engine: str) -> torch.Tensor:
-    """Hidden-layer spikes for currents ``h`` ``(models, batch, steps, neurons)``, alpha ``(models, neurons)``."""
+    """Hidden-layer spikes for currents ``h`` (models, batch, steps, neurons), ``alpha`` (models, neurons).
+
+    'reference' runs :func:`~spikeloc.neurons.lif_reference`; 'fused' the kernel for ``h.device``.
+    """
     if resolve_engine(engine, h.device) == "reference":
         return lif_reference(h, alpha[:, None, :], beta, semantics)
     return fused_lif(h, alpha, beta, semantics, _backend(h.device.type)[0])
