@@ -98,8 +98,8 @@ def main():
         lines.append(f"| {name} ({len(v)} seeds) | {cmd} | {fmt(v[:, 0], 100)} | {fmt(v[:, 1], digits=2)} | {fmt(v[:, 2], digits=2)} "
                      f"| {100 * ideal['accuracy']:.1f} / {ideal['mae_deg']:.2f} / {ideal['mae_continuous_deg']:.2f} "
                      f"| {gap:.1f} | {sec:.0f} | {note} |")
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        args.out.write_text("\n".join(lines) + "\n")  # after every row: a stopped run keeps what it finished
+        print(lines[-1], flush=True)
 
 
 if __name__ == "__main__":
