@@ -94,16 +94,11 @@ def train(preset, config_file, overrides, seed, device, out, models, quiet):
 def evaluate(run_dir, seed, samples, as_json):
     """Evaluate a trained run on a fresh test set and print its metrics."""
     from . import run as runs
-    from .evaluate import evaluate as evaluate_model
 
     run = runs.load_run(run_dir)
     cfg = run.config
-    seed = cfg.seed + 1 if seed is None else seed
-    n = samples or cfg.train.batch_size * cfg.train.test_batches
-    test = runs.random_ipd_input_signal(n, cfg.stimulus, runs.stage_generator(seed, "test", run.device))
-    metrics = {"models": {kind: {"test": runs._leaf(evaluate_model(m, test, cfg.stimulus))}
-                          for kind, m in run.models.items()},
-               "chance": 1 / cfg.stimulus.num_classes, "test_samples": n, "test_seed": seed}
+    metrics = runs.evaluate_fresh(run, samples or cfg.train.batch_size * cfg.train.test_batches,
+                                  cfg.seed + 1 if seed is None else seed)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
     else:

@@ -100,8 +100,17 @@ class Run:
 
 # ---------------------------------------------------------------- training and evaluation
 
-def _leaf(results: list[dict]) -> dict:
+def metric_summary(results: list[dict]) -> dict:
+    """Per-model results -> for each metric: mean, sd, min, max and the per-model values."""
     return {key: {**summary(results, key), "values": [r[key] for r in results]} for key in METRICS}
+
+
+def evaluate_fresh(run: Run, samples: int, seed: int) -> dict:
+    """Metrics of every model kind of ``run`` on ``samples`` fresh test samples drawn with ``seed``."""
+    cfg = run.config
+    test = random_ipd_input_signal(samples, cfg.stimulus, stage_generator(seed, "test", run.device))
+    return {"models": {kind: {"test": metric_summary(evaluate(m, test, cfg.stimulus))} for kind, m in run.models.items()},
+            "chance": 1 / cfg.stimulus.num_classes, "test_samples": samples, "test_seed": seed}
 
 
 def evaluate_splits(run: Run, data: dict[str, Dataset]) -> dict[str, dict[str, list[dict]]]:
@@ -131,7 +140,7 @@ def train(cfg: RunConfig, progress: bool = True) -> tuple[Run, dict, dict[str, D
     t0 = time.perf_counter()
     raw = evaluate_splits(run, data)
     seconds["evaluate"] = time.perf_counter() - t0
-    run.metrics = {"models": {k: {split: _leaf(r) for split, r in v.items()} for k, v in raw.items()},
+    run.metrics = {"models": {k: {split: metric_summary(r) for split, r in v.items()} for k, v in raw.items()},
                    "chance": 1 / cfg.stimulus.num_classes, "models_trained": cfg.train.models,
                    "seeds": init_seeds(cfg), "test_samples": len(data["test"])}
     if cfg.eval.ideal_observer:
@@ -139,7 +148,7 @@ def train(cfg: RunConfig, progress: bool = True) -> tuple[Run, dict, dict[str, D
 
         t0 = time.perf_counter()
         observer = IdealObserver(cfg.stimulus).to(device)
-        run.metrics["ideal_observer"] = {"test": _leaf(evaluate(observer, data["test"], cfg.stimulus))}
+        run.metrics["ideal_observer"] = {"test": metric_summary(evaluate(observer, data["test"], cfg.stimulus))}
         seconds["ideal_observer"] = time.perf_counter() - t0
     run.metrics["seconds"] = seconds
     return run, raw, data
