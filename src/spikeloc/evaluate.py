@@ -14,7 +14,7 @@ import torch
 
 from .config import StimulusConfig
 from .stimulus import Dataset, continuise, discretise
-from .train import batches, log_probs
+from .train import log_probs
 
 
 @torch.no_grad()
@@ -84,4 +84,4 @@ def summary(results: list[dict], key: str) -> dict:
 
 
 __all__ = ["bin_probabilities", "class_probabilities", "evaluate", "metrics_from_probabilities",
-           "posterior_median", "summary", "batches"]
+           "posterior_median", "summary"]
