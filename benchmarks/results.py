@@ -11,6 +11,7 @@ phase offsets, on which the ideal observer is evaluated too. Writes ``docs/resul
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import time
 from pathlib import Path
@@ -60,9 +61,14 @@ def row(name, preset, overrides, seeds):
         values.append((r["accuracy"], r["mae_deg"], r["mae_continuous_deg"]))
         print(f"  {name} seed {seed}: {100 * r['accuracy']:.1f} % {r['mae_deg']:.2f} deg "
               f"{r['mae_continuous_deg']:.2f} deg ({seconds[-1]:.0f} s)", flush=True)
-    cfg = load_config(preset, overrides=[*QUIET, *overrides])
-    ideal = evaluate(IdealObserver(cfg.stimulus), fresh_test_set(cfg, resolve_device("cpu")), cfg.stimulus)[0]
-    return np.array(values), float(np.mean(seconds)), ideal
+    return np.array(values), float(np.mean(seconds)), ideal_row(load_config(preset, overrides=[*QUIET, *overrides]).stimulus)
+
+
+@functools.cache
+def ideal_row(stim):
+    """The ideal observer on the test set of a stimulus (rows with the same stimulus share it)."""
+    cfg = load_config("default").model_copy(update={"stimulus": stim})
+    return evaluate(IdealObserver(stim), fresh_test_set(cfg, resolve_device("cpu")), stim)[0]
 
 
 def fmt(v, scale=1.0, digits=1):

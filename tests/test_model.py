@@ -64,7 +64,7 @@ def test_stacked_models_are_independent_copies(gen):
     torch.testing.assert_close(stack(x)[0][1], alone(x)[0][0])
 
 
-@pytest.mark.parametrize("readout", ["mean", "max", "count", "last"])
+@pytest.mark.parametrize("readout", ["mean", "max", "count", "last", "rate"])
 def test_readouts_give_finite_scores_and_gradients(gen, readout):
     cfg = load_config("default", overrides=[f"model.readout={readout}", "model.learn_tau=true",
                                             "model.bins_per_class=3"])
@@ -74,3 +74,31 @@ def test_readouts_give_finite_scores_and_gradients(gen, readout):
     assert scores.shape == (2, 4, 36)
     scores.sum().backward()
     assert torch.isfinite(model.W1.grad).all() and model.log_tau_hidden.grad is not None
+
+
+def test_rate_readout_is_the_mean_readout_without_leak(gen):
+    # tau_out -> 0: the output membrane is the input current, so the mean over time is the rate readout
+    rate_cfg = load_config("default", overrides=["model.readout=rate", "model.bins_per_class=2"])
+    mean_cfg = load_config("default", overrides=["model.readout=mean", "model.bins_per_class=2",
+                                                 "model.tau_out_ms=1e-6"])
+    rate, mean = (build_models(c.stimulus, c.model, [5]) for c in (rate_cfg, mean_cfg))
+    x = (torch.rand(3, rate_cfg.stimulus.steps, rate_cfg.stimulus.inputs, generator=gen) < 0.25).float()
+    torch.testing.assert_close(rate(x)[0], mean(x)[0])
+    assert rate.readout is None and not any("tau_out" in name for name, _ in rate.named_parameters())
+
+
+def test_hidden_bias_is_a_constant_input_current(gen):
+    cfg = load_config("default", overrides=["model.hidden_bias=true"])
+    model = build_models(cfg.stimulus, cfg.model, [0])
+    silent = torch.zeros(2, cfg.stimulus.steps, cfg.stimulus.inputs)
+    assert model(silent)[1].sum() == 0  # bias starts at zero: no input, no spikes
+    with torch.no_grad():
+        model.b1.fill_(2.0)  # above threshold at once: spike, reset to 0, spike, ...
+    spikes = model(silent)[1]
+    assert spikes[..., 0::2, :].min() == 1 and spikes[..., 1::2, :].max() == 0
+    x = (torch.rand(2, cfg.stimulus.steps, cfg.stimulus.inputs, generator=gen) < 0.25).float()
+    model.b1.data.zero_()
+    model(x)[0].sum().backward()
+    assert model.b1.grad.abs().sum() > 0
+    plain = load_config("default")
+    assert not build_models(plain.stimulus, plain.model, [0]).b1.requires_grad

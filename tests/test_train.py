@@ -3,7 +3,8 @@ import torch
 from spikeloc.config import load_config
 from spikeloc.model import build_models
 from spikeloc.stimulus import random_ipd_input_signal
-from spikeloc.train import fit
+from spikeloc.stimulus import discretise
+from spikeloc.train import fit, loss_fn
 
 
 def small_config(*overrides):
@@ -54,3 +55,18 @@ def test_cosine_schedule_ends_near_zero():
     cfg = small_config("train.lr_schedule=cosine", "train.epochs=2")
     _, history = train_once(cfg, [0])
     assert history[-1]["lr"] < 1e-3 * cfg.train.lr
+
+
+def test_class_loss_adds_the_nll_of_the_summed_fine_bins():
+    cfg = small_config("model.bins_per_class=4", "train.class_loss_weight=0.5")
+    model = build_models(cfg.stimulus, cfg.model, [0])
+    data = random_ipd_input_signal(8, cfg.stimulus, torch.Generator().manual_seed(3))
+    x, ipd = data.spikes.float(), data.ipd
+    loss, _ = loss_fn(model, x, ipd, cfg)
+    logp = torch.log_softmax(model(x)[0][0], -1)
+    fine = -logp.gather(1, discretise(ipd, cfg.stimulus, 48)[:, None]).mean()
+    coarse = -logp.view(8, 12, 4).logsumexp(-1).gather(1, discretise(ipd, cfg.stimulus)[:, None]).mean()
+    torch.testing.assert_close(loss, fine + 0.5 * coarse)
+    fine_only, _ = loss_fn(model, x, ipd, cfg.model_copy(update={"train": cfg.train.model_copy(
+        update={"class_loss_weight": 0.0})}))
+    torch.testing.assert_close(fine_only, fine)

@@ -72,20 +72,24 @@ class ModelConfig(_Section):
     """Spiking network: inputs -> LIF hidden layer -> leaky-integrator readout."""
 
     hidden: int = Field(30, ge=1, description="hidden LIF neurons")
+    hidden_bias: bool = Field(False, description="learn a constant input current per hidden neuron")
     tau_hidden_ms: float = Field(20.0, gt=0, description="hidden membrane time constant (ms)")
     tau_out_ms: float = Field(20.0, gt=0, description="readout membrane time constant (ms)")
     learn_tau: bool = Field(False, description="learn one time constant per neuron")
     beta: float = Field(5.0, gt=0, description="slope of the sigmoid surrogate gradient")
-    semantics: Literal["notebook", "standard"] = Field(
-        "notebook", description="notebook: spike from the membrane before the update; standard: after"
+    semantics: Literal["notebook", "standard", "immediate"] = Field(
+        "notebook", description="notebook: spike from the membrane before the update; standard: after, and "
+        "the reset also drops the next step's input; immediate: spike and reset in the same step, the next "
+        "input counts (as Norse)"
     )
     init: Literal["notebook", "fan_in"] = Field(
         "notebook", description="notebook: U(+-1/sqrt(12)) for both layers; fan_in: U(+-gain/sqrt(fan-in))"
     )
     init_gain: float = Field(1.0, gt=0, description="scale of the fan_in initialisation")
     bins_per_class: int = Field(1, ge=1, description="output units per class; >1 gives a finer posterior")
-    readout: Literal["mean", "max", "count", "last"] = Field(
-        "mean", description="how the output membrane trace becomes class scores"
+    readout: Literal["mean", "max", "count", "last", "rate"] = Field(
+        "mean", description="how the output membrane trace becomes class scores; rate: W2-weighted hidden "
+        "firing rates (a leak-free integrator read at the end, divided by the steps)"
     )
     engine: Literal["auto", "reference", "fused"] = Field(
         "auto", description="LIF implementation: plain PyTorch reference or fused kernel"
@@ -102,6 +106,9 @@ class TrainConfig(_Section):
     lr: float = Field(0.01, gt=0, description="Adam learning rate")
     lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: decays to 0 at the end")
     fresh_data: bool = Field(False, description="draw new training data every epoch")
+    class_loss_weight: float = Field(
+        0.0, ge=0, description="weight of the class NLL (fine bins summed per class) added to the fine-bin "
+        "NLL; only matters when bins_per_class > 1")
     rate_reg: float = Field(0.0, ge=0, description="weight of the hidden firing-rate penalty")
     target_rate_hz: float = Field(10.0, ge=0, description="hidden firing rate the penalty pulls towards (Hz)")
     models: int = Field(1, ge=1, description="independent models trained at once (seeds seed..seed+models-1)")

@@ -96,14 +96,19 @@ class SpikingModel(nn.Module):
         self.stim, self.cfg = stim, cfg
         self.W1 = nn.Parameter(_uniform((stim.inputs, cfg.hidden), init_bound(cfg, stim.inputs), generators, device))
         self.W2 = nn.Parameter(_uniform((cfg.hidden, stim.num_classes * cfg.bins_per_class), init_bound(cfg, cfg.hidden), generators, device))
+        bias = torch.zeros((len(generators), 1, 1, cfg.hidden), device=device)
+        self.b1 = nn.Parameter(bias, requires_grad=cfg.hidden_bias)
         tau = torch.full((len(generators), cfg.hidden), cfg.tau_hidden_ms * 1e-3, device=device)
         self.log_tau_hidden = nn.Parameter(tau.log(), requires_grad=cfg.learn_tau)
-        self.readout = _Readout(stim, cfg, len(generators), device)
+        self.readout = None if cfg.readout == "rate" else _Readout(stim, cfg, len(generators), device)
         self.engine = kernels.resolve_engine(cfg.engine, self.W1.device)
 
     def forward(self, x: torch.Tensor):
         alpha = torch.exp(-self.stim.dt / self.log_tau_hidden.exp())
-        spikes = kernels.lif(project(x, self.W1), alpha, self.cfg.beta, self.cfg.semantics, self.engine)
+        current = project(x, self.W1) + self.b1 if self.cfg.hidden_bias else project(x, self.W1)
+        spikes = kernels.lif(current, alpha, self.cfg.beta, self.cfg.semantics, self.engine)
+        if self.readout is None:  # rate: linear in the spikes, so average over time before the product
+            return torch.bmm(spikes.mean(-2), self.W2), spikes
         return self.readout(project(spikes, self.W2), self.engine), spikes
 
 

@@ -3,16 +3,19 @@
 Hidden layer, leaky integrate-and-fire (LIF) with reset by multiplication, threshold 1:
 
     standard:  v[t] = (alpha * v[t-1] + h[t]) * (1 - s[t-1]);   s[t] = H(v[t] - 1)
+    immediate: v[t] = alpha * v[t-1] * (1 - s[t-1]) + h[t];     s[t] = H(v[t] - 1)
     notebook:  v[t+1] = (alpha * v[t] + h[t]) * (1 - s[t]);     s[t+1] = H(v[t] - 1),  s[0] = 0
 
 ``alpha = exp(-dt / tau)``. In ``notebook`` semantics (the source notebook's loop) the spike
 is taken from the membrane *before* the update, so spikes lag one step, the reset lags two,
-and the last two input steps never reach a recorded spike. ``H`` is the Heaviside step in the
+and the last two input steps never reach a recorded spike. In ``standard`` semantics the reset
+also drops the input of the step after a spike, so a neuron is silent for that step; ``immediate``
+resets only the membrane (as Norse's LIF), so a neuron driven hard enough can spike every step. ``H`` is the Heaviside step in the
 forward pass; its gradient is replaced by the sigmoid surrogate ``beta * sig(beta x) * (1 - sig(beta x))``.
 
 Readout, leaky integrator without spikes:
 
-    standard:  y[t] = alpha * y[t-1] + h[t]
+    standard, immediate:  y[t] = alpha * y[t-1] + h[t]
     notebook:  y[0] = 0;  y[t+1] = alpha * y[t] + h[t]   (for t < steps - 1)
 
 Shapes: inputs ``h`` are ``(..., steps, neurons)``; ``alpha`` broadcasts against ``(..., neurons)``.
@@ -54,6 +57,11 @@ def lif_reference(h: torch.Tensor, alpha: torch.Tensor, beta: float, semantics: 
             v = (alpha * v + h[..., t, :]) * (1 - s)
             s = spike_fn(v - 1, beta)
             out.append(s)
+    elif semantics == "immediate":
+        for t in range(steps):
+            v = alpha * v * (1 - s) + h[..., t, :]
+            s = spike_fn(v - 1, beta)
+            out.append(s)
     else:  # notebook
         out.append(s)
         for t in range(steps - 1):
@@ -69,7 +77,7 @@ def leaky_integrator_reference(h: torch.Tensor, alpha: torch.Tensor, semantics: 
     steps = h.shape[-2]
     y = torch.zeros_like(h[..., 0, :])
     out = []
-    if semantics == "standard":
+    if semantics != "notebook":
         for t in range(steps):
             y = alpha * y + h[..., t, :]
             out.append(y)
@@ -86,12 +94,13 @@ def leaky_kernel(alpha: torch.Tensor, steps: int, semantics: str) -> torch.Tenso
 
     ``kern[n, t, u] = alpha[n]**(t - lag - u)`` for ``u <= t - lag`` (``lag`` 0 standard, 1 notebook), else 0.
     ``alpha`` is ``(models, neurons)``; the result ``(models, neurons, steps, steps)`` stays differentiable
-    in alpha (it is built as ``exp(k log alpha)``).
+    in alpha (it is built as ``exp(k log alpha)``; alpha is floored at 1e-30, so a time constant far
+    below ``dt``, where alpha underflows to 0, gives ``0**0 = 1`` rather than NaN).
     """
-    lag = 0 if semantics == "standard" else 1
+    lag = 1 if semantics == "notebook" else 0
     t = torch.arange(steps, device=alpha.device)
     k = t[:, None] - lag - t[None, :]
-    return torch.where(k >= 0, torch.exp(k.clamp(min=0) * torch.log(alpha)[:, :, None, None]), 0.0)
+    return torch.where(k >= 0, torch.exp(k.clamp(min=0) * torch.log(alpha.clamp(min=1e-30))[:, :, None, None]), 0.0)
 
 
 def leaky_integrator(h: torch.Tensor, alpha: torch.Tensor, semantics: str) -> torch.Tensor:

@@ -38,8 +38,14 @@ def loss_fn(model, x: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> tuple[
     scores, hidden = model(x)
     bins = scores.shape[-1]
     target = discretise(ipd, cfg.stimulus, bins).expand(scores.shape[0], -1)
-    per_model = F.nll_loss(log_probs(scores).flatten(0, 1), target.flatten(), reduction="none")
+    logp = log_probs(scores)
+    per_model = F.nll_loss(logp.flatten(0, 1), target.flatten(), reduction="none")
     per_model = per_model.view(scores.shape[:2]).mean(1)
+    if cfg.train.class_loss_weight > 0 and bins > cfg.stimulus.num_classes:
+        class_logp = logp.unflatten(-1, (cfg.stimulus.num_classes, -1)).logsumexp(-1)
+        class_target = discretise(ipd, cfg.stimulus).expand(scores.shape[0], -1)
+        class_nll = F.nll_loss(class_logp.flatten(0, 1), class_target.flatten(), reduction="none")
+        per_model = per_model + cfg.train.class_loss_weight * class_nll.view(scores.shape[:2]).mean(1)
     if cfg.train.rate_reg > 0 and hidden is not None:
         # mean firing rate per hidden neuron (Hz), pulled towards target_rate_hz
         rate = hidden.mean(dim=(1, 2)) / cfg.stimulus.dt

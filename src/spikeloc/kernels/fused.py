@@ -5,8 +5,9 @@ Both semantics of :func:`spikeloc.neurons.lif_reference` are one recurrence with
 
     u[t] = alpha * w[t-1] + h[t]        pre-reset membrane, w[-1] = 0
     w[t] = u[t] * (1 - q[t-L])          post-reset membrane, q[<0] = 0
-    q[t] = H(w[t] - 1)
+    q[t] = H(w[t] - 1)                  (L = 0: q[t] = H(u[t] - 1), so the spike comes before the reset)
 
+    immediate: L = 0, spikes[t] = q[t]
     standard:  L = 1, spikes[t] = q[t]
     notebook:  L = 2, spikes[t] = q[t-2]   (zeros in front; the last two h never reach a spike)
 
@@ -15,8 +16,9 @@ so the recurrence runs for ``steps = T - shift`` steps and writes ``q[t]`` to ``
 Backward, with ``g[t]`` the upstream gradient of ``q[t]`` and ``sg(x) = beta sig(beta x)(1 - sig(beta x))``
 the surrogate derivative, going from the last step to the first:
 
-    G_w[t] = (g[t] - G_w[t+L] u[t+L]) sg(w[t] - 1) + alpha G_u[t+1]     (reset, spike, leak)
-    G_u[t] = G_w[t] (1 - q[t-L]) = dL/dh[t]
+    L >= 1:  G_w[t] = (g[t] - G_w[t+L] u[t+L]) sg(w[t] - 1) + alpha G_u[t+1]     (reset, spike, leak)
+             G_u[t] = G_w[t] (1 - q[t-L]) = dL/dh[t]
+    L = 0:   G_u[t] = (g[t] - alpha G_u[t+1] u[t]) sg(u[t] - 1) + alpha G_u[t+1] (1 - q[t])
     dL/dalpha = sum over batch and t of G_u[t+1] w[t]
 
 The forward keeps only ``u`` (float32) and the spikes (its own output) for the backward.
@@ -31,7 +33,7 @@ from types import ModuleType
 
 import torch
 
-SEMANTICS = {"standard": (1, 0), "notebook": (2, 2)}  # semantics -> (reset lag L, output shift)
+SEMANTICS = {"immediate": (0, 0), "standard": (1, 0), "notebook": (2, 2)}  # semantics -> (reset lag L, output shift)
 
 
 class FusedLIF(torch.autograd.Function):

@@ -5,6 +5,7 @@ Arithmetic is float32 in the reference's order with no fused multiply-add (``fas
 so spikes are bit-identical to :func:`spikeloc.neurons.lif_reference`:
 
     u[t] = alpha * w[t-1] + h[t];   w[t] = u[t] * (1 - q[t-L]);   q[t] = H(w[t] - 1) -> spikes[t + shift]
+    (L = 0: q[t] = H(u[t] - 1), w[t] = u[t] * (1 - q[t]))
 
 The backward takes the surrogate's ``sig(beta (w - 1))`` from torch's vectorised sigmoid: numba
 has no vector ``exp`` here (its llvmlite lacks SVML), and a scalar ``expf`` per element took two
@@ -35,10 +36,15 @@ def _forward(h, alpha, lag, shift, out, u):
         for t in range(steps):
             for j in range(H):
                 ut = alpha[k, j] * w[j] + h[k, b, t, j]
+                u[k, b, t, j] = ut
+                if lag == 0:
+                    q = ONE if ut > ONE else ZERO
+                    w[j] = ut * (ONE - q)
+                    out[k, b, t + shift, j] = q
+                    continue
                 # reset factor 1 - q[t-L]; q[t-L] sits at spikes[t-L+shift]
                 r = ONE - out[k, b, t - lag + shift, j] if t >= lag else ONE
                 w[j] = ut * r
-                u[k, b, t, j] = ut
                 out[k, b, t + shift, j] = ONE if w[j] > ONE else ZERO
 
 
@@ -51,10 +57,22 @@ def _backward(grad_out, u, out, sig, alpha, beta, lag, shift, grad_h, grad_alpha
         for t in range(max(steps, 0), T):  # inputs that never reach a recorded spike
             grad_h[k, b, t, :] = ZERO
         # slot t % L holds G_w[t+L] when step t starts (zero past the end) and G_w[t] when it ends
-        gw_ring = np.zeros((lag, H), np.float32)
+        gw_ring = np.zeros((max(lag, 1), H), np.float32)
         gu_next = np.zeros(H, np.float32)  # G_u[t+1]
         acc = np.zeros(H, np.float32)  # dL/dalpha for this row
         for t in range(steps - 1, -1, -1):
+            if lag == 0:
+                for j in range(H):
+                    ut = u[k, b, t, j]
+                    r = ONE - out[k, b, t + shift, j]
+                    gw = alpha[k, j] * gu_next[j]  # G_w[t]: w[t] = u[t] * (1 - q[t]) feeds u[t+1]
+                    g = grad_out[k, b, t + shift, j] - gw * ut  # q[t] resets w[t]
+                    s = sig[k, b, t, j]
+                    acc[j] += gu_next[j] * ut * r
+                    gu = g * beta * s * (ONE - s) + gw * r
+                    grad_h[k, b, t, j] = gu
+                    gu_next[j] = gu
+                continue
             slot = t % lag
             for j in range(H):
                 r = ONE - out[k, b, t - lag + shift, j] if t >= lag else ONE
@@ -73,8 +91,10 @@ def _backward(grad_out, u, out, sig, alpha, beta, lag, shift, grad_h, grad_alpha
 
 
 def _sigmoid(u: torch.Tensor, spikes: torch.Tensor, beta: float, lag: int, shift: int) -> torch.Tensor:
-    """``sig(beta (w[t] - 1))`` for the recurrence's steps, with ``w[t] = u[t] (1 - q[t-L])``."""
+    """``sig(beta (w[t] - 1))`` for the recurrence's steps, with ``w[t] = u[t] (1 - q[t-L])`` (``u[t]`` if L = 0)."""
     steps = max(u.shape[-2] - shift, 0)
+    if lag == 0:  # the spike is taken before the reset
+        return torch.sigmoid(u[..., :steps, :].sub(1).mul_(beta))
     d = lag - shift  # q[t-L] sits at spikes[t - d]
     w = u[..., :steps, :].clone()
     w[..., d:, :] *= 1 - spikes[..., :steps - d, :]

@@ -3,6 +3,7 @@
 One lane per (model, batch, neuron) walks time, keeping the state in registers:
 
     u[t] = alpha * w[t-1] + h[t];   w[t] = u[t] * (1 - q[t-L]);   q[t] = H(w[t] - 1) -> spikes[t + shift]
+    (L = 0: q[t] = H(u[t] - 1), w[t] = u[t] * (1 - q[t]))
 
 Fused multiply-add is switched off (``enable_fp_fusion=False``) because the reference rounds
 ``alpha * w`` before adding ``h``; with it on, spikes near threshold could differ.
@@ -38,11 +39,15 @@ def _forward_kernel(h_ptr, alpha_ptr, out_ptr, u_ptr, lanes, batch, T, H, steps,
     q2 = zero  # q[t-2]
     for t in range(steps):
         ut = a * w + tl.load(h_ptr + base + t * H, mask=mask, other=0.0)
-        if LAG == 1:
-            w = ut * (1.0 - q1)
+        if LAG == 0:
+            q = tl.where(ut > 1.0, 1.0, 0.0)
+            w = ut * (1.0 - q)
         else:
-            w = ut * (1.0 - q2)
-        q = tl.where(w > 1.0, 1.0, 0.0)
+            if LAG == 1:
+                w = ut * (1.0 - q1)
+            else:
+                w = ut * (1.0 - q2)
+            q = tl.where(w > 1.0, 1.0, 0.0)
         tl.store(u_ptr + base + t * H, ut, mask=mask)
         tl.store(out_ptr + base + (t + SHIFT) * H, q, mask=mask)
         q2 = q1
@@ -70,20 +75,28 @@ def _backward_kernel(g_ptr, u_ptr, out_ptr, alpha_ptr, gh_ptr, ga_ptr, beta, lan
     for i in range(steps):
         t = steps - 1 - i
         ut = tl.load(u_ptr + base + t * H, mask=mask, other=0.0)
-        # q[t-L] = 0 before the start; t as a block because the interpreter mishandles block & scalar masks
-        has_lag = tl.full([BLOCK], t, tl.int32) >= LAG
-        q_lag = tl.load(out_ptr + base + (t - LAG + SHIFT) * H, mask=mask & has_lag, other=0.0)
-        r = 1.0 - q_lag
-        w = ut * r
-        g = tl.load(g_ptr + base + (t + SHIFT) * H, mask=mask, other=0.0)
-        if LAG == 1:  # q[t] also resets w[t+L] = u[t+L] * (1 - q[t])
-            g = g - gw1 * u1
+        if LAG == 0:
+            r = 1.0 - tl.load(out_ptr + base + (t + SHIFT) * H, mask=mask, other=0.0)
+            gw = a * gu1  # G_w[t]: w[t] = u[t] * (1 - q[t]) feeds u[t+1]
+            g = tl.load(g_ptr + base + (t + SHIFT) * H, mask=mask, other=0.0) - gw * ut  # q[t] resets w[t]
+            sig = 1.0 / (1.0 + tl.exp(-(beta * (ut - 1.0))))
+            acc += gu1 * ut * r
+            gu = g * beta * sig * (1.0 - sig) + gw * r
         else:
-            g = g - gw2 * u2
-        sig = 1.0 / (1.0 + tl.exp(-(beta * (w - 1.0))))
-        gw = g * beta * sig * (1.0 - sig) + a * gu1
-        acc += gu1 * w  # u[t+1] = alpha * w[t] + h[t+1]
-        gu = gw * r
+            # q[t-L] = 0 before the start; t as a block because the interpreter mishandles block & scalar masks
+            has_lag = tl.full([BLOCK], t, tl.int32) >= LAG
+            q_lag = tl.load(out_ptr + base + (t - LAG + SHIFT) * H, mask=mask & has_lag, other=0.0)
+            r = 1.0 - q_lag
+            w = ut * r
+            g = tl.load(g_ptr + base + (t + SHIFT) * H, mask=mask, other=0.0)
+            if LAG == 1:  # q[t] also resets w[t+L] = u[t+L] * (1 - q[t])
+                g = g - gw1 * u1
+            else:
+                g = g - gw2 * u2
+            sig = 1.0 / (1.0 + tl.exp(-(beta * (w - 1.0))))
+            gw = g * beta * sig * (1.0 - sig) + a * gu1
+            acc += gu1 * w  # u[t+1] = alpha * w[t] + h[t+1]
+            gu = gw * r
         tl.store(gh_ptr + base + t * H, gu, mask=mask)
         gw2 = gw1
         gw1 = gw
