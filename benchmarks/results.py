@@ -5,7 +5,7 @@ both change with the seed) and then tested on the same 8,192 fresh samples with 
 phase offsets, on which the ideal observer is evaluated too. Writes ``docs/results.md``.
 
     .venv/bin/python benchmarks/results.py            # all rows, 5 seeds (about half an hour on 2 cores)
-    .venv/bin/python benchmarks/results.py --rows tutorial,default --seeds 2
+    .venv/bin/python benchmarks/results.py --rows "tutorial;best, anf_per_ear=50" --seeds 2   # re-run two rows
 """
 
 from __future__ import annotations
@@ -79,10 +79,20 @@ def fmt(v, scale=1.0, digits=1):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--rows", default="", help="comma-separated row names (default: all)")
+    parser.add_argument("--rows", default="", help="semicolon-separated row names (default: all); the other "
+                        "rows already in --out are kept")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results.md")
     args = parser.parse_args()
-    wanted = [r for r in ROWS if not args.rows or r[0] in args.rows.split(",")]
+    names = [n.strip() for n in args.rows.split(";") if n.strip()]
+    unknown = set(names) - {r[0] for r in ROWS}
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}; allowed: {'; '.join(r[0] for r in ROWS)}")
+    wanted = [r for r in ROWS if not names or r[0] in names]
+    # table lines by row name: those of an earlier run are kept until their row is run again
+    table = {}
+    if names and args.out.exists():
+        table = {line[2:].split(" (")[0]: line for line in args.out.read_text().splitlines()
+                 if line.startswith("| ") and not line.startswith("| row |")}
     lines = [
         "# Results", "",
         f"Test accuracy and mean absolute error over {args.seeds} seeds ({VARIANT_SEEDS} for other stimuli; mean ± sd (min-max)), each model",
@@ -101,11 +111,12 @@ def main():
         v, sec, ideal = row(name, preset, overrides, seeds)
         cmd = f"`spikeloc train --preset {preset} --seed S" + "".join(f" --set {o}" for o in overrides) + "`"
         gap = 100 * (ideal["accuracy"] - v[:, 0].mean())
-        lines.append(f"| {name} ({len(v)} seeds) | {cmd} | {fmt(v[:, 0], 100)} | {fmt(v[:, 1], digits=2)} | {fmt(v[:, 2], digits=2)} "
+        table[name] = (f"| {name} ({len(v)} seeds) | {cmd} | {fmt(v[:, 0], 100)} | {fmt(v[:, 1], digits=2)} | {fmt(v[:, 2], digits=2)} "
                      f"| {100 * ideal['accuracy']:.1f} / {ideal['mae_deg']:.2f} / {ideal['mae_continuous_deg']:.2f} "
-                     f"| {gap:.1f} | {sec:.0f} | {note} |")
-        args.out.write_text("\n".join(lines) + "\n")  # after every row: a stopped run keeps what it finished
-        print(lines[-1], flush=True)
+                       f"| {gap:.1f} | {sec:.0f} | {note} |")
+        rows = [table[r[0]] for r in ROWS if r[0] in table]
+        args.out.write_text("\n".join(lines + rows) + "\n")  # after every row: a stopped run keeps what it finished
+        print(table[name], flush=True)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def test_override_values_are_typed():
     (["plot.th_percent=-1"], "plot.th_percent"),
     (["train.nope=1"], "allowed in [train]"),
     (["nope=1"], "unknown config key 'nope'"),
-    (["model.semantics=weird"], "'notebook' or 'standard'"),
+    (["model.semantics=weird"], "'notebook', 'standard' or 'immediate'"),
     (["stimulus.ipd_max_deg=-90"], "ipd_max_deg must be greater"),
     (["noequals"], "key=value"),
 ])
