@@ -44,8 +44,8 @@ ROWS = [
 ]
 
 
-def fresh_test_set(cfg, device):
-    stim = cfg.stimulus.model_copy(update={"offset": "per_sample"})
+def fresh_test_set(stim, device):
+    stim = stim.model_copy(update={"offset": "per_sample"})
     return random_ipd_input_signal(TEST_SAMPLES, stim, stage_generator(TEST_SEED, "results-test", device))
 
 
@@ -56,19 +56,18 @@ def row(name, preset, overrides, seeds):
         t0 = time.perf_counter()
         run, _, _ = train(cfg, progress=False)
         seconds.append(time.perf_counter() - t0)
-        test = fresh_test_set(cfg, run.device)
+        test = fresh_test_set(cfg.stimulus, run.device)
         r = evaluate(run.models["spiking"], test, cfg.stimulus)[0]
         values.append((r["accuracy"], r["mae_deg"], r["mae_continuous_deg"]))
         print(f"  {name} seed {seed}: {100 * r['accuracy']:.1f} % {r['mae_deg']:.2f} deg "
               f"{r['mae_continuous_deg']:.2f} deg ({seconds[-1]:.0f} s)", flush=True)
-    return np.array(values), float(np.mean(seconds)), ideal_row(load_config(preset, overrides=[*QUIET, *overrides]).stimulus)
+    return np.array(values), float(np.mean(seconds)), ideal_row(cfg.stimulus)  # the stimulus is the same for every seed
 
 
 @functools.cache
 def ideal_row(stim):
     """The ideal observer on the test set of a stimulus (rows with the same stimulus share it)."""
-    cfg = load_config("default").model_copy(update={"stimulus": stim})
-    return evaluate(IdealObserver(stim), fresh_test_set(cfg, resolve_device("cpu")), stim)[0]
+    return evaluate(IdealObserver(stim), fresh_test_set(stim, resolve_device("cpu")), stim)[0]
 
 
 def fmt(v, scale=1.0, digits=1):

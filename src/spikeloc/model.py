@@ -97,7 +97,10 @@ class SpikingModel(nn.Module):
         self.W1 = nn.Parameter(_uniform((stim.inputs, cfg.hidden), init_bound(cfg, stim.inputs), generators, device))
         self.W2 = nn.Parameter(_uniform((cfg.hidden, stim.num_classes * cfg.bins_per_class), init_bound(cfg, cfg.hidden), generators, device))
         bias = torch.zeros((len(generators), 1, 1, cfg.hidden), device=device)
-        self.b1 = nn.Parameter(bias, requires_grad=cfg.hidden_bias)
+        if cfg.hidden_bias:
+            self.b1 = nn.Parameter(bias)
+        else:  # not saved, so checkpoints without a bias (and older ones) load unchanged
+            self.register_buffer("b1", bias, persistent=False)
         tau = torch.full((len(generators), cfg.hidden), cfg.tau_hidden_ms * 1e-3, device=device)
         self.log_tau_hidden = nn.Parameter(tau.log(), requires_grad=cfg.learn_tau)
         self.readout = None if cfg.readout == "rate" else _Readout(stim, cfg, len(generators), device)
@@ -105,7 +108,9 @@ class SpikingModel(nn.Module):
 
     def forward(self, x: torch.Tensor):
         alpha = torch.exp(-self.stim.dt / self.log_tau_hidden.exp())
-        current = project(x, self.W1) + self.b1 if self.cfg.hidden_bias else project(x, self.W1)
+        current = project(x, self.W1)
+        if self.cfg.hidden_bias:
+            current = current + self.b1
         spikes = kernels.lif(current, alpha, self.cfg.beta, self.cfg.semantics, self.engine)
         if self.readout is None:  # rate: linear in the spikes, so average over time before the product
             return torch.bmm(spikes.mean(-2), self.W2), spikes

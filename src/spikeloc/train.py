@@ -33,19 +33,22 @@ def log_probs(scores: torch.Tensor) -> torch.Tensor:
     return F.log_softmax(scores, dim=-1)
 
 
+def _nll(logp: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> torch.Tensor:
+    """Mean NLL per model, ``(models,)``, of log-probabilities ``(models, batch, bins)`` over equal IPD bins."""
+    target = discretise(ipd, cfg.stimulus, logp.shape[-1]).expand(logp.shape[0], -1)
+    nll = F.nll_loss(logp.flatten(0, 1), target.flatten(), reduction="none")
+    return nll.view(logp.shape[:2]).mean(1)
+
+
 def loss_fn(model, x: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed per-model loss (models train independently) and the per-model loss ``(models,)``."""
     scores, hidden = model(x)
-    bins = scores.shape[-1]
-    target = discretise(ipd, cfg.stimulus, bins).expand(scores.shape[0], -1)
     logp = log_probs(scores)
-    per_model = F.nll_loss(logp.flatten(0, 1), target.flatten(), reduction="none")
-    per_model = per_model.view(scores.shape[:2]).mean(1)
-    if cfg.train.class_loss_weight > 0 and bins > cfg.stimulus.num_classes:
-        class_logp = logp.unflatten(-1, (cfg.stimulus.num_classes, -1)).logsumexp(-1)
-        class_target = discretise(ipd, cfg.stimulus).expand(scores.shape[0], -1)
-        class_nll = F.nll_loss(class_logp.flatten(0, 1), class_target.flatten(), reduction="none")
-        per_model = per_model + cfg.train.class_loss_weight * class_nll.view(scores.shape[:2]).mean(1)
+    per_model = _nll(logp, ipd, cfg)
+    classes = cfg.stimulus.num_classes
+    if cfg.train.class_loss_weight > 0 and logp.shape[-1] > classes:
+        class_logp = logp.unflatten(-1, (classes, -1)).logsumexp(-1)  # fine bins summed per class
+        per_model = per_model + cfg.train.class_loss_weight * _nll(class_logp, ipd, cfg)
     if cfg.train.rate_reg > 0 and hidden is not None:
         # mean firing rate per hidden neuron (Hz), pulled towards target_rate_hz
         rate = hidden.mean(dim=(1, 2)) / cfg.stimulus.dt
