@@ -21,8 +21,8 @@ import torch
 
 from spikeloc.config import StimulusConfig
 from spikeloc.evaluate import evaluate
-from spikeloc.observer import IdealObserver
-from spikeloc.stimulus import discretise, phase_delays, random_ipd_input_signal
+from spikeloc.observer import IdealObserver, log_likelihood_tables
+from spikeloc.stimulus import discretise, random_ipd_input_signal
 
 M = 200  # phase grid points per cycle: f*dt = 1/50 cycles, so one step is 4 grid points
 
@@ -31,14 +31,12 @@ def main(samples: int) -> None:
     cfg = StimulusConfig(offset="per_sample")
     data = random_ipd_input_signal(samples, cfg, torch.Generator().manual_seed(1))
     x, fibres = data.spikes.double(), cfg.anf_per_ear
-    t = torch.arange(cfg.steps, dtype=torch.float64) * cfg.dt * cfg.f
-    psi = torch.arange(M, dtype=torch.float64) / M
-    theta = 2 * math.pi * (t[:, None, None] + psi[None, None, :]) + phase_delays(cfg).double()[None, :, None]
-    p = (cfg.rate_max * cfg.dt * (0.5 * (1 + theta.sin())) ** cfg.envelope_power).clamp(1e-12, 1 - 1e-12)
-    log_odds, log_silence = (p / (1 - p)).log(), (1 - p).log()
+    phase = torch.arange(cfg.steps, dtype=torch.float64) * cfg.dt * cfg.f  # one table row per step
+    log_odds, silence = log_likelihood_tables(cfg, phase, M)
+    log_odds = log_odds.view(cfg.steps, fibres, M)
     # log-likelihood of each ear's spikes in each step for that ear's phase psi: (samples, steps, M)
-    left = torch.einsum("nta,tam->ntm", x[:, :, :fibres], log_odds) + log_silence.sum(1)
-    right = torch.einsum("nta,tam->ntm", x[:, :, fibres:], log_odds) + log_silence.sum(1)
+    left = torch.einsum("nta,tam->ntm", x[:, :, :fibres], log_odds) + silence
+    right = torch.einsum("nta,tam->ntm", x[:, :, fibres:], log_odds) + silence
     shifts = torch.arange(-M // 4, M // 4 + 1)  # IPD = shift * 360/M deg, -90..90
     ipd_grid = shifts.double() * 2 * math.pi / M
     # grid points to classes; a point on a bin edge counts half to each side

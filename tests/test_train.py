@@ -2,8 +2,7 @@ import torch
 
 from spikeloc.config import load_config
 from spikeloc.model import build_models
-from spikeloc.stimulus import random_ipd_input_signal
-from spikeloc.stimulus import discretise
+from spikeloc.stimulus import discretise, random_ipd_input_signal
 from spikeloc.train import fit, loss_fn
 
 

@@ -77,23 +77,23 @@ def _phase_rows(cfg: StimulusConfig, fold: bool) -> tuple[torch.Tensor | None, t
     return None, torch.arange(steps, dtype=torch.float64) * cfg.dt * cfg.f  # as stimulus.spike_probability
 
 
-def _tables(cfg: StimulusConfig, phase: torch.Tensor, weight: torch.Tensor, grid: int
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-odds table ``A`` ``(rows*fibres, grid)`` and silence term ``B`` ``(grid,)``, float64.
+def log_likelihood_tables(cfg: StimulusConfig, phase: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-odds table ``A`` ``(rows*fibres, grid)`` and silence table ``B`` ``(rows, grid)``, float64.
 
-    ``A[(r,i), j] = a(2*pi*(phase_r + j/grid) + d_i)``, ``B[j] = sum_{r,i} weight_r b(...)``.
+    ``A[(r,i), j] = a(2*pi*(phase_r + j/grid) + d_i)``, ``B[r, j] = sum_i b(...)``: one ear's
+    log-likelihood of the spikes ``x`` of row ``r`` at phase ``j/grid`` is ``x @ A[r] + B[r, j]``.
     """
     delays = phase_delays(cfg).double()
     psi = torch.arange(grid, dtype=torch.float64) / grid
-    log_odds, silence = [], torch.zeros(grid, dtype=torch.float64)
+    log_odds, silence = [], []
     for start in range(0, len(phase), 16):  # chunks of rows bound the (rows, fibres, grid) scratch
         rows = slice(start, start + 16)
         theta = 2 * math.pi * (phase[rows, None, None] + psi) + delays[:, None]
         p = cfg.rate_max * cfg.dt * (0.5 * (1 + theta.sin())) ** cfg.envelope_power
         log_q = torch.log1p(-p).clamp(min=LOG_FLOOR)
         log_odds.append((p.log().clamp(min=LOG_FLOOR) - log_q).flatten(0, 1))
-        silence += (weight[rows, None, None] * log_q).sum((0, 1))
-    return torch.cat(log_odds), silence
+        silence.append(log_q.sum(1))
+    return torch.cat(log_odds), torch.cat(silence)
 
 
 class IdealObserver(torch.nn.Module):
@@ -116,7 +116,8 @@ class IdealObserver(torch.nn.Module):
         self.bins = cfg.num_classes * bins_per_class
         fold_matrix, phase = _phase_rows(cfg, fold)
         steps_per_row = torch.ones(len(phase)) if fold_matrix is None else fold_matrix.sum(1)
-        log_odds, silence = _tables(cfg, phase, steps_per_row.double(), phase_grid)
+        log_odds, silence = log_likelihood_tables(cfg, phase, phase_grid)
+        silence = steps_per_row.double() @ silence  # every step of a row has the same silence term
         self.register_buffer("fold", fold_matrix, persistent=False)
         self.register_buffer("log_odds", log_odds, persistent=False)
         self.register_buffer("silence", silence, persistent=False)
