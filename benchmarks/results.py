@@ -88,10 +88,14 @@ def main():
         parser.error(f"unknown rows {sorted(unknown)}; allowed: {'; '.join(r[0] for r in ROWS)}")
     wanted = [r for r in ROWS if not names or r[0] in names]
     # table lines by row name: those of an earlier run are kept until their row is run again
-    table = {}
-    if names and args.out.exists():
-        table = {line[2:].split(" (")[0]: line for line in args.out.read_text().splitlines()
-                 if line.startswith("| ") and not line.startswith("| row |")}
+    table, notes = {}, []
+    if args.out.exists():  # the text after the table is written by hand: keep it
+        old = args.out.read_text().splitlines()
+        start = next((i for i, line in enumerate(old) if line.startswith("| row |")), len(old))
+        end = next((i for i in range(start, len(old)) if not old[i].startswith("|")), len(old))
+        notes = old[end:]
+        if names:
+            table = {line[2:].split(" (")[0]: line for line in old[start + 2:end]}
     lines = [
         "# Results", "",
         f"Test accuracy and mean absolute error over {args.seeds} seeds ({VARIANT_SEEDS} for other stimuli; mean ± sd (min-max)), each model",
@@ -114,7 +118,7 @@ def main():
                      f"| {100 * ideal['accuracy']:.1f} / {ideal['mae_deg']:.2f} / {ideal['mae_continuous_deg']:.2f} "
                        f"| {gap:.1f} | {sec:.0f} | {note} |")
         rows = [table[r[0]] for r in ROWS if r[0] in table]
-        args.out.write_text("\n".join(lines + rows) + "\n")  # after every row: a stopped run keeps what it finished
+        args.out.write_text("\n".join(lines + rows + notes) + "\n")  # after every row: a stopped run keeps what it finished
         print(table[name], flush=True)
 
 

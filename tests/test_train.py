@@ -69,3 +69,18 @@ def test_class_loss_adds_the_nll_of_the_summed_fine_bins():
     fine_only, _ = loss_fn(model, x, ipd, cfg.model_copy(update={"train": cfg.train.model_copy(
         update={"class_loss_weight": 0.0})}))
     torch.testing.assert_close(fine_only, fine)
+
+
+def test_readout_only_epochs_keep_the_hidden_layer_then_train_it():
+    cfg = small_config("model.hidden_bias=true", "model.learn_tau=true", "train.lr_schedule=cosine",
+                       "train.epochs=4", "train.readout_only_epochs=2")
+    start = build_models(cfg.stimulus, cfg.model, [0])
+    frozen, history = train_once(cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 2})}), [0])
+    for name in ("W1", "b1", "log_tau_hidden"):
+        assert torch.equal(getattr(frozen, name), getattr(start, name)), name
+        assert getattr(frozen, name).requires_grad  # trainable again after fit
+    assert not torch.equal(frozen.W2, start.W2)
+    assert history[-1]["lr"] < 0.01 * cfg.train.lr  # the readout stage's cosine ends at 0
+    trained, history = train_once(cfg, [0])
+    assert not torch.equal(trained.W1, start.W1) and not torch.equal(trained.b1, start.b1)
+    assert history[1]["lr"] < history[2]["lr"]  # the second stage starts its own schedule

@@ -82,10 +82,15 @@ class ModelConfig(_Section):
         "the reset also drops the next step's input; immediate: spike and reset in the same step, the next "
         "input counts (as Norse)"
     )
-    init: Literal["notebook", "fan_in"] = Field(
-        "notebook", description="notebook: U(+-1/sqrt(12)) for both layers; fan_in: U(+-gain/sqrt(fan-in))"
+    init: Literal["notebook", "fan_in", "observer"] = Field(
+        "notebook", description="notebook: U(+-1/sqrt(12)) for both layers; fan_in: U(+-gain/sqrt(fan-in)); "
+        "observer: hidden neurons start as the ideal observer's (tone phase, IPD) templates, the readout as fan_in"
     )
     init_gain: float = Field(1.0, gt=0, description="scale of the fan_in initialisation")
+    init_phases: int = Field(
+        16, ge=1, description="observer init: tone phases per IPD; hidden / init_phases IPDs span the IPD range")
+    init_rate: float = Field(
+        0.06, gt=0, lt=1, description="observer init: spikes per step of each hidden neuron on random stimuli")
     bins_per_class: int = Field(1, ge=1, description="output units per class; >1 gives a finer posterior")
     readout: Literal["mean", "max", "count", "last", "rate"] = Field(
         "mean", description="how the output membrane trace becomes class scores; rate: W2-weighted hidden "
@@ -94,6 +99,16 @@ class ModelConfig(_Section):
     engine: Literal["auto", "reference", "fused"] = Field(
         "auto", description="LIF implementation: plain PyTorch reference or fused kernel"
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if self.init == "observer":
+            if self.hidden % self.init_phases:
+                raise ValueError(f"init = 'observer' needs hidden ({self.hidden}) to be a multiple of "
+                                 f"init_phases ({self.init_phases})")
+            if not self.hidden_bias:
+                raise ValueError("init = 'observer' needs hidden_bias = true (the templates set each neuron's bias)")
+        return self
 
 
 class TrainConfig(_Section):
@@ -106,6 +121,10 @@ class TrainConfig(_Section):
     lr: float = Field(0.01, gt=0, description="Adam learning rate")
     lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: decays to 0 at the end")
     fresh_data: bool = Field(False, description="draw new training data every epoch")
+    readout_only_epochs: int = Field(
+        0, ge=0, description="epochs (of `epochs`) that first train only the readout, the hidden layer fixed; "
+        "then a new Adam and schedule train everything. Lets a random readout settle before its gradients "
+        "reach an observer-initialised hidden layer")
     class_loss_weight: float = Field(
         0.0, ge=0, description="weight of the class NLL (fine bins summed per class) added to the fine-bin "
         "NLL; only matters when bins_per_class > 1")
@@ -113,6 +132,12 @@ class TrainConfig(_Section):
     target_rate_hz: float = Field(10.0, ge=0, description="hidden firing rate the penalty pulls towards (Hz)")
     models: int = Field(1, ge=1, description="independent models trained at once (seeds seed..seed+models-1)")
     membrane_only: bool = Field(True, description="also train the membrane-only baseline")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.readout_only_epochs > self.epochs:
+            raise ValueError(f"readout_only_epochs ({self.readout_only_epochs}) must be at most epochs ({self.epochs})")
+        return self
 
 
 class EvalConfig(_Section):

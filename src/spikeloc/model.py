@@ -20,6 +20,7 @@ from torch import nn
 
 from . import kernels
 from .config import ModelConfig, StimulusConfig
+from .templates import init_from_observer
 
 NOTEBOOK_FAN_IN = 12  # quirk 2: the notebook takes fan-in from W (inputs x 12 classes), size(1) = 12
 
@@ -84,6 +85,9 @@ class MembraneModel(nn.Module):
         self.readout = _Readout(stim, self.cfg, len(generators), device)
         self.engine = kernels.resolve_engine(cfg.engine, self.W.device)
 
+    def hidden_parameters(self) -> list[nn.Parameter]:
+        return []  # no hidden layer
+
     def forward(self, x: torch.Tensor):
         return self.readout(project(x, self.W), self.engine), None
 
@@ -105,6 +109,12 @@ class SpikingModel(nn.Module):
         self.log_tau_hidden = nn.Parameter(tau.log(), requires_grad=cfg.learn_tau)
         self.readout = None if cfg.readout == "rate" else _Readout(stim, cfg, len(generators), device)
         self.engine = kernels.resolve_engine(cfg.engine, self.W1.device)
+        if cfg.init == "observer":
+            init_from_observer(self, stim, cfg, generators)
+
+    def hidden_parameters(self) -> list[nn.Parameter]:
+        """The hidden layer's parameters: weights, bias (if learned) and time constants."""
+        return [p for p in (self.W1, self.b1, self.log_tau_hidden) if isinstance(p, nn.Parameter)]
 
     def forward(self, x: torch.Tensor):
         alpha = torch.exp(-self.stim.dt / self.log_tau_hidden.exp())

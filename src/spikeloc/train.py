@@ -57,25 +57,40 @@ def loss_fn(model, x: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> tuple[
     return per_model.sum(), per_model.detach()
 
 
+def _optimizer(params: list[torch.nn.Parameter], cfg: RunConfig, epochs: int):
+    """Adam and, for the cosine schedule, a decay to 0 over ``epochs``."""
+    optimizer = torch.optim.Adam(params, lr=cfg.train.lr)
+    steps = epochs * cfg.train.train_batches
+    if cfg.train.lr_schedule != "cosine":
+        return optimizer, None
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
+
+
 def fit(model, cfg: RunConfig, train_data: Dataset, generator: torch.Generator,
         progress: bool = True, label: str = "train") -> list[dict]:
     """Train ``model`` in place on ``train_data``, reshuffled each epoch; returns one history row per epoch.
 
     With ``cfg.train.fresh_data`` every epoch after the first draws a new training set of the
-    same size from ``generator``.
+    same size from ``generator``. With ``cfg.train.readout_only_epochs`` = N > 0 training has two
+    stages, each with its own Adam and learning-rate schedule: N epochs of the readout alone (the
+    hidden layer fixed), then the other epochs of everything.
     """
     tc = cfg.train
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=tc.lr)
-    total_steps = tc.epochs * tc.train_batches
-    scheduler = None
-    if tc.lr_schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+    hidden = [p for p in model.hidden_parameters() if p.requires_grad]
+    readout = [p for p in params if all(p is not h for h in hidden)]
+    stages = {1: (params, tc.epochs)}
+    if tc.readout_only_epochs and hidden:
+        stages = {1: (readout, tc.readout_only_epochs), tc.readout_only_epochs + 1: (params, tc.epochs - tc.readout_only_epochs)}
     history = []
-    bar = tqdm(total=total_steps, desc=label, disable=not progress, leave=False, unit="batch")
+    bar = tqdm(total=tc.epochs * tc.train_batches, desc=label, disable=not progress, leave=False, unit="batch")
     for epoch in range(1, tc.epochs + 1):
         start = time.perf_counter()
+        if epoch in stages:
+            stage_params, stage_epochs = stages[epoch]
+            for p in hidden:  # a fixed hidden layer needs no gradient: the readout-only stage runs faster
+                p.requires_grad_(any(p is q for q in stage_params))
+            optimizer, scheduler = _optimizer(stage_params, cfg, stage_epochs)
         if tc.fresh_data and epoch > 1:
             train_data = random_ipd_input_signal(len(train_data), cfg.stimulus, generator)
         losses = []
@@ -93,4 +108,6 @@ def fit(model, cfg: RunConfig, train_data: Dataset, generator: torch.Generator,
         history.append({"epoch": epoch, "loss": sum(per_model) / len(per_model), "loss_per_model": per_model,
                         "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start})
     bar.close()
+    for p in hidden:
+        p.requires_grad_(True)
     return history
