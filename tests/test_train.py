@@ -1,9 +1,12 @@
+import math
+
+import pytest
 import torch
 
 from spikeloc.config import load_config
 from spikeloc.model import build_models
 from spikeloc.stimulus import discretise, random_ipd_input_signal
-from spikeloc.train import fit, loss_fn
+from spikeloc.train import chance_loss, fit, loss_fn
 
 
 def small_config(*overrides):
@@ -84,3 +87,16 @@ def test_readout_only_epochs_keep_the_hidden_layer_then_train_it():
     trained, history = train_once(cfg, [0])
     assert not torch.equal(trained.W1, start.W1) and not torch.equal(trained.b1, start.b1)
     assert history[1]["lr"] < history[2]["lr"]  # the second stage starts its own schedule
+
+
+def test_chance_loss_is_the_loss_of_a_uniform_guess(gen):
+    cfg = small_config("model.bins_per_class=5", "train.class_loss_weight=0.5")
+    data = random_ipd_input_signal(64, cfg.stimulus, gen)
+
+    class Uniform(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(1, len(x), cfg.stimulus.num_classes * 5), None
+
+    loss, _ = loss_fn(Uniform(), data.spikes.float(), data.ipd, cfg)
+    assert loss.item() == pytest.approx(chance_loss(cfg))
+    assert chance_loss(cfg, "membrane") == pytest.approx(math.log(cfg.stimulus.num_classes))

@@ -98,10 +98,13 @@ def stimulus_examples(data: Dataset, cfg: StimulusConfig, n: int = 8) -> Figure:
     return fig
 
 
-def loss_curves(histories: dict[str, list[dict]], num_classes: int | None = None) -> Figure:
+def loss_curves(histories: dict[str, list[dict]], chance: dict[str, float] | None = None,
+                readout_only_epochs: int = 0) -> Figure:
     """Training loss per epoch of each named model kind; a stack's models thin, their mean thick.
 
-    With ``num_classes`` the chance-level loss ``ln(num_classes)`` (a uniform guess) is marked.
+    ``chance`` maps a kind to its loss for a uniform guess, drawn dashed in the kind's colour (the
+    kinds' losses differ: fine bins and the class term). With ``readout_only_epochs`` the end of the
+    readout-only stage is marked.
     """
     fig = Figure(figsize=(6.5, 4), layout="constrained")
     ax = fig.subplots()
@@ -118,9 +121,12 @@ def loss_curves(histories: dict[str, list[dict]], num_classes: int | None = None
         label = f"{name} (mean of {k} models)" if k > 1 else name
         ax.plot(epochs, [row["loss"] for row in history], color=colour, linewidth=2.2, marker="o",
                 markersize=3, label=label)
-    if num_classes is not None:
-        ax.axhline(math.log(num_classes), color="grey", linestyle="--", linewidth=1,
-                   label=f"chance, ln({num_classes}) = {math.log(num_classes):.2f}")
+        if chance and name in chance:
+            ax.axhline(chance[name], color=colour, linestyle="--", linewidth=1,
+                       label=f"{name}: uniform guess, {chance[name]:.2f}")
+    if readout_only_epochs:
+        ax.axvline(readout_only_epochs + 0.5, color="grey", linestyle=":", linewidth=1.2,
+                   label=f"readout only until epoch {readout_only_epochs}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(title="Training loss", xlabel="Epoch", ylabel="Loss (nats per sample)")
     ax.grid(alpha=0.3)

@@ -37,7 +37,7 @@ from .evaluate import bin_probabilities, class_probabilities, evaluate, summary
 from .model import build_models
 from .report import write_report
 from .stimulus import Dataset, random_ipd_input_signal
-from .train import fit
+from .train import chance_loss, fit
 
 KINDS = ("spiking", "membrane")
 METRICS = ("accuracy", "mae_deg", "mae_continuous_deg")
@@ -256,7 +256,8 @@ def draw(run: Run, raw: dict[str, dict[str, list[dict]]], out: str | Path) -> Pa
                                        stage_generator(cfg.seed, "examples", run.device))
     figures = {"stimulus examples": plots.stimulus_examples(examples, cfg.stimulus, cfg.plot.examples)}
     if run.history:
-        figures["training loss"] = plots.loss_curves(run.history, cfg.stimulus.num_classes)
+        chance = {kind: chance_loss(cfg, kind) for kind in run.history}
+        figures["training loss"] = plots.loss_curves(run.history, chance, cfg.train.readout_only_epochs)
     for kind, splits in raw.items():
         for split, results in splits.items():
             title = f"{kind} model, {split} set"

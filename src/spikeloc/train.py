@@ -40,6 +40,13 @@ def _nll(logp: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> torch.Tensor:
     return nll.view(logp.shape[:2]).mean(1)
 
 
+def chance_loss(cfg: RunConfig, kind: str = "spiking") -> float:
+    """The loss (without the rate penalty) of a uniform guess: ln(bins), plus the weighted class term."""
+    classes = cfg.stimulus.num_classes
+    bins = classes * cfg.model.bins_per_class if kind == "spiking" else classes  # the membrane model has no fine bins
+    return math.log(bins) + (cfg.train.class_loss_weight * math.log(classes) if bins > classes else 0.0)
+
+
 def loss_fn(model, x: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed per-model loss (models train independently) and the per-model loss ``(models,)``."""
     scores, hidden = model(x)
