@@ -91,6 +91,8 @@ def _figures():
         "stimulus_examples_more_than_data": lambda: plots.stimulus_examples(_stimuli(), STIM, n=32),
         "loss_curves": lambda: plots.loss_curves({"spiking": _history(3), "membrane": _history(1)},
                                                   {"spiking": 6.6, "membrane": 2.5}, readout_only_epochs=1),
+        "loss_curves_shared_chance": lambda: plots.loss_curves({"spiking": _history(1), "membrane": _history(1)},
+                                                               {"spiking": 2.5, "membrane": 2.5}),
         "loss_curves_no_chance": lambda: plots.loss_curves({"spiking": _history(1), "membrane": []}),
         "ipd_errors": lambda: plots.ipd_errors(true, true + rng.normal(0, 10, 200),
                                                confusion / confusion.sum(0), STIM, "Test"),

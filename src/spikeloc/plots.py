@@ -103,12 +103,13 @@ def loss_curves(histories: dict[str, list[dict]], chance: dict[str, float] | Non
     """Training loss per epoch of each named model kind; a stack's models thin, their mean thick.
 
     ``chance`` maps a kind to its loss for a uniform guess, drawn dashed in the kind's colour (the
-    kinds' losses differ: fine bins and the class term). With ``readout_only_epochs`` the end of the
+    kinds' losses can differ: fine bins and the class term), or in grey where kinds share it. With ``readout_only_epochs`` the end of the
     readout-only stage is marked.
     """
     fig = Figure(figsize=(6.5, 4), layout="constrained")
     ax = fig.subplots()
     colours = iter(["tab:blue", "tab:red", "tab:green", "tab:purple", "tab:brown"])
+    levels: dict[float, list[tuple[str, str]]] = {}
     for name, history in histories.items():
         if not history:
             continue
@@ -122,8 +123,11 @@ def loss_curves(histories: dict[str, list[dict]], chance: dict[str, float] | Non
         ax.plot(epochs, [row["loss"] for row in history], color=colour, linewidth=2.2, marker="o",
                 markersize=3, label=label)
         if chance and name in chance:
-            ax.axhline(chance[name], color=colour, linestyle="--", linewidth=1,
-                       label=f"{name}: uniform guess, {chance[name]:.2f}")
+            levels.setdefault(round(chance[name], 9), []).append((name, colour))
+    for value, kinds in levels.items():  # kinds with the same loss share one grey line
+        name, colour = kinds[0] if len(kinds) == 1 else ("", "grey")
+        ax.axhline(value, color=colour, linestyle="--", linewidth=1,
+                   label=f"{name + ': ' if name else ''}uniform guess, {value:.2f}")
     if readout_only_epochs:
         ax.axvline(readout_only_epochs + 0.5, color="grey", linestyle=":", linewidth=1.2,
                    label=f"readout only until epoch {readout_only_epochs}")
