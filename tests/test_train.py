@@ -98,5 +98,5 @@ def test_chance_loss_is_the_loss_of_a_uniform_guess(gen):
             return torch.zeros(1, len(x), cfg.stimulus.num_classes * 5), None
 
     loss, _ = loss_fn(Uniform(), data.spikes.float(), data.ipd, cfg)
-    assert loss.item() == pytest.approx(chance_loss(cfg))
-    assert chance_loss(cfg, "membrane") == pytest.approx(math.log(cfg.stimulus.num_classes))
+    assert loss.item() == pytest.approx(chance_loss(cfg, 5))
+    assert chance_loss(cfg, 1) == pytest.approx(math.log(cfg.stimulus.num_classes))

@@ -109,8 +109,6 @@ class SpikingModel(nn.Module):
         self.log_tau_hidden = nn.Parameter(tau.log(), requires_grad=cfg.learn_tau)
         self.readout = None if cfg.readout == "rate" else _Readout(stim, cfg, len(generators), device)
         self.engine = kernels.resolve_engine(cfg.engine, self.W1.device)
-        if cfg.init == "observer":
-            init_from_observer(self, stim, cfg, generators)
 
     def hidden_parameters(self) -> list[nn.Parameter]:
         """The hidden layer's parameters: weights, bias (if learned) and time constants."""
@@ -128,8 +126,15 @@ class SpikingModel(nn.Module):
 
 
 def build_models(stim: StimulusConfig, cfg: ModelConfig, seeds: list[int], device=None,
-                 kind: str = "spiking") -> nn.Module:
-    """A stack of ``len(seeds)`` models, model k initialised from ``torch.Generator().manual_seed(seeds[k])``."""
+                 kind: str = "spiking", initialise: bool = True) -> nn.Module:
+    """A stack of ``len(seeds)`` models, model k initialised from ``torch.Generator().manual_seed(seeds[k])``.
+
+    ``initialise=False`` skips the observer templates' calibration, for weights about to be loaded.
+    """
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
-    cls = SpikingModel if kind == "spiking" else MembraneModel
-    return cls(stim, cfg, generators, device)
+    if kind != "spiking":
+        return MembraneModel(stim, cfg, generators, device)
+    model = SpikingModel(stim, cfg, generators, device)
+    if initialise and cfg.init == "observer":
+        init_from_observer(model, stim, cfg, generators)
+    return model

@@ -235,7 +235,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
         state = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(kind + ".")}
         if not state:
             continue
-        model = build_models(cfg.stimulus, cfg.model, init_seeds(cfg), dev, kind)
+        model = build_models(cfg.stimulus, cfg.model, init_seeds(cfg), dev, kind, initialise=False)
         try:
             model.load_state_dict(state)
         except RuntimeError as e:
@@ -256,7 +256,7 @@ def draw(run: Run, raw: dict[str, dict[str, list[dict]]], out: str | Path) -> Pa
                                        stage_generator(cfg.seed, "examples", run.device))
     figures = {"stimulus examples": plots.stimulus_examples(examples, cfg.stimulus, cfg.plot.examples)}
     if run.history:
-        chance = {kind: chance_loss(cfg, kind) for kind in run.history}
+        chance = {kind: chance_loss(cfg, run.models[kind].cfg.bins_per_class) for kind in run.history if kind in run.models}
         figures["training loss"] = plots.loss_curves(run.history, chance, cfg.train.readout_only_epochs)
     for kind, splits in raw.items():
         for split, results in splits.items():

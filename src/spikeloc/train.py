@@ -40,11 +40,11 @@ def _nll(logp: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> torch.Tensor:
     return nll.view(logp.shape[:2]).mean(1)
 
 
-def chance_loss(cfg: RunConfig, kind: str = "spiking") -> float:
-    """The loss (without the rate penalty) of a uniform guess: ln(bins), plus the weighted class term."""
+def chance_loss(cfg: RunConfig, bins_per_class: int) -> float:
+    """The loss (without the rate penalty) of a uniform guess over ``bins_per_class`` bins per class:
+    ln(bins), plus the weighted class term where there are fine bins."""
     classes = cfg.stimulus.num_classes
-    bins = classes * cfg.model.bins_per_class if kind == "spiking" else classes  # the membrane model has no fine bins
-    return math.log(bins) + (cfg.train.class_loss_weight * math.log(classes) if bins > classes else 0.0)
+    return math.log(classes * bins_per_class) + (cfg.train.class_loss_weight * math.log(classes) if bins_per_class > 1 else 0.0)
 
 
 def loss_fn(model, x: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,19 +85,19 @@ def fit(model, cfg: RunConfig, train_data: Dataset, generator: torch.Generator,
     tc = cfg.train
     params = [p for p in model.parameters() if p.requires_grad]
     hidden = [p for p in model.hidden_parameters() if p.requires_grad]
-    readout = [p for p in params if all(p is not h for h in hidden)]
-    stages = {1: (params, tc.epochs)}
+    # first epoch of each stage -> (does it train the hidden layer, its epochs)
+    stages = {1: (True, tc.epochs)}
     if tc.readout_only_epochs and hidden:
-        stages = {1: (readout, tc.readout_only_epochs), tc.readout_only_epochs + 1: (params, tc.epochs - tc.readout_only_epochs)}
+        stages = {1: (False, tc.readout_only_epochs), tc.readout_only_epochs + 1: (True, tc.epochs - tc.readout_only_epochs)}
     history = []
     bar = tqdm(total=tc.epochs * tc.train_batches, desc=label, disable=not progress, leave=False, unit="batch")
     for epoch in range(1, tc.epochs + 1):
         start = time.perf_counter()
         if epoch in stages:
-            stage_params, stage_epochs = stages[epoch]
+            train_hidden, stage_epochs = stages[epoch]
             for p in hidden:  # a fixed hidden layer needs no gradient: the readout-only stage runs faster
-                p.requires_grad_(any(p is q for q in stage_params))
-            optimizer, scheduler = _optimizer(stage_params, cfg, stage_epochs)
+                p.requires_grad_(train_hidden)
+            optimizer, scheduler = _optimizer([p for p in params if p.requires_grad], cfg, stage_epochs)
         if tc.fresh_data and epoch > 1:
             train_data = random_ipd_input_signal(len(train_data), cfg.stimulus, generator)
         losses = []
