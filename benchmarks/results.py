@@ -36,10 +36,13 @@ ROWS = [
      "community: tau 2 ms, 50 epochs, 84.4 % / 4.5 deg"),
     ("default", "default", [], ""),
     ("best-30", "best-30", [], "30 hidden neurons, as the notebook"),
+    ("best-labels", "best-labels", [], "best trained on labels only"),
     ("best", "best", [], ""),
     ("best-30, anf_per_ear=50", "best-30", ["stimulus.anf_per_ear=50"], "other stimulus"),
+    ("best-labels, anf_per_ear=50", "best-labels", ["stimulus.anf_per_ear=50"], "other stimulus"),
     ("best, anf_per_ear=50", "best", ["stimulus.anf_per_ear=50"], "other stimulus"),
     ("best-30, duration=0.2", "best-30", ["stimulus.duration=0.2"], "other stimulus"),
+    ("best-labels, duration=0.2", "best-labels", ["stimulus.duration=0.2"], "other stimulus"),
     ("best, duration=0.2", "best", ["stimulus.duration=0.2"], "other stimulus"),
 ]
 

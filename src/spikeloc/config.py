@@ -92,9 +92,10 @@ class ModelConfig(_Section):
     init_rate: float = Field(
         0.06, gt=0, lt=1, description="observer init: spikes per step of each hidden neuron on random stimuli")
     bins_per_class: int = Field(1, ge=1, description="output units per class; >1 gives a finer posterior")
-    readout: Literal["mean", "max", "count", "last", "rate"] = Field(
+    readout: Literal["mean", "max", "count", "last", "rate", "sum"] = Field(
         "mean", description="how the output membrane trace becomes class scores; rate: W2-weighted hidden "
-        "firing rates (a leak-free integrator read at the end, divided by the steps)"
+        "firing rates (a leak-free integrator read at the end, divided by the steps); sum: the same "
+        "without the division, each step's W2-weighted spikes adding up like per-step log-likelihoods"
     )
     engine: Literal["auto", "reference", "fused"] = Field(
         "auto", description="LIF implementation: plain PyTorch reference or fused kernel"
@@ -112,7 +113,7 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """Adam on the NLL of log-softmax of the readout."""
+    """Adam on the NLL of log-softmax of the readout, or on the per-step KL to the ideal observer."""
 
     epochs: int = Field(10, ge=1, description="passes over the training set")
     batch_size: int = Field(64, ge=1, description="samples per batch")
@@ -125,6 +126,10 @@ class TrainConfig(_Section):
         0, ge=0, description="epochs (of `epochs`) that first train only the readout, the hidden layer fixed; "
         "then a new Adam and schedule train everything. Lets a random readout settle before its gradients "
         "reach an observer-initialised hidden layer")
+    target: Literal["labels", "observer"] = Field(
+        "labels", description="labels: NLL of each sample's IPD bin; observer: each step's readout h_t @ W2 "
+        "matches the ideal observer's evidence from that step (KL per step; needs readout = 'sum'). The "
+        "membrane baseline always trains on labels")
     class_loss_weight: float = Field(
         0.0, ge=0, description="weight of the class NLL (fine bins summed per class) added to the fine-bin "
         "NLL; only matters when bins_per_class > 1")
@@ -164,6 +169,13 @@ class RunConfig(_Section):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     plot: PlotConfig = PlotConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        if self.train.target == "observer" and self.model.readout != "sum":
+            raise ValueError(f"train.target = 'observer' needs model.readout = 'sum' (got {self.model.readout!r}): "
+                             "the per-step scores it trains must add up to the class scores")
+        return self
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.model_dump())

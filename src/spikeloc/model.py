@@ -5,7 +5,7 @@ vectorised pass, each exactly as it would alone (Adam is element-wise and the lo
 of per-model losses). K = 1 is the ordinary case.
 
 - :class:`MembraneModel`: inputs -> leaky-integrator readout (no spikes), the notebook's baseline.
-- :class:`SpikingModel`: inputs -> LIF hidden layer -> leaky-integrator (or spiking) readout.
+- :class:`SpikingModel`: inputs -> LIF hidden layer -> leaky-integrator (or spiking, or linear) readout.
 
 ``forward(x)`` takes spikes ``(batch, steps, inputs)`` and returns class scores
 ``(models, batch, classes)`` plus the hidden spikes (None for the membrane model).
@@ -107,7 +107,7 @@ class SpikingModel(nn.Module):
             self.register_buffer("b1", bias, persistent=False)
         tau = torch.full((len(generators), cfg.hidden), cfg.tau_hidden_ms * 1e-3, device=device)
         self.log_tau_hidden = nn.Parameter(tau.log(), requires_grad=cfg.learn_tau)
-        self.readout = None if cfg.readout == "rate" else _Readout(stim, cfg, len(generators), device)
+        self.readout = None if cfg.readout in ("rate", "sum") else _Readout(stim, cfg, len(generators), device)
         self.engine = kernels.resolve_engine(cfg.engine, self.W1.device)
 
     def hidden_parameters(self) -> list[nn.Parameter]:
@@ -120,9 +120,15 @@ class SpikingModel(nn.Module):
         if self.cfg.hidden_bias:
             current = current + self.b1
         spikes = kernels.lif(current, alpha, self.cfg.beta, self.cfg.semantics, self.engine)
-        if self.readout is None:  # rate: linear in the spikes, so average over time before the product
-            return torch.bmm(spikes.mean(-2), self.W2), spikes
+        if self.readout is None:  # rate, sum: linear in the spikes, so reduce over time before the product
+            counts = spikes.mean(-2) if self.cfg.readout == "rate" else spikes.sum(-2)
+            return torch.bmm(counts, self.W2), spikes
         return self.readout(project(spikes, self.W2), self.engine), spikes
+
+    def step_scores(self, spikes: torch.Tensor) -> torch.Tensor:
+        """Each step's scores ``spikes[t] @ W2``, ``(models, batch, steps, bins)``: with ``readout = "sum"``
+        the class scores are their sum over steps."""
+        return spikes @ self.W2[:, None]
 
 
 def build_models(stim: StimulusConfig, cfg: ModelConfig, seeds: list[int], device=None,

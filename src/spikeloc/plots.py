@@ -132,7 +132,7 @@ def loss_curves(histories: dict[str, list[dict]], chance: dict[str, float] | Non
         ax.axvline(readout_only_epochs + 0.5, color="grey", linestyle=":", linewidth=1.2,
                    label=f"readout only until epoch {readout_only_epochs}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(title="Training loss", xlabel="Epoch", ylabel="Loss (nats per sample)")
+    ax.set(title="Training loss", xlabel="Epoch", ylabel="Loss (nats)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     return fig

@@ -256,8 +256,13 @@ def draw(run: Run, raw: dict[str, dict[str, list[dict]]], out: str | Path) -> Pa
                                        stage_generator(cfg.seed, "examples", run.device))
     figures = {"stimulus examples": plots.stimulus_examples(examples, cfg.stimulus, cfg.plot.examples)}
     if run.history:
-        chance = {kind: chance_loss(cfg, run.models[kind].cfg.bins_per_class) for kind in run.history if kind in run.models}
-        figures["training loss"] = plots.loss_curves(run.history, chance, cfg.train.readout_only_epochs)
+        names = {kind: kind for kind in run.history}
+        if cfg.train.target == "observer":  # a KL per step, not a label NLL: no uniform-guess level
+            names["spiking"] = "spiking (KL per step to the observer)"
+        chance = {names[kind]: chance_loss(cfg, run.models[kind].cfg.bins_per_class)
+                  for kind in run.history if kind in run.models and names[kind] == kind}
+        histories = {names[kind]: history for kind, history in run.history.items()}
+        figures["training loss"] = plots.loss_curves(histories, chance, cfg.train.readout_only_epochs)
     for kind, splits in raw.items():
         for split, results in splits.items():
             title = f"{kind} model, {split} set"

@@ -1,11 +1,13 @@
 """Training: Adam on the NLL of log-softmax of the readout, one loop for every model kind.
 
-Read top to bottom: batches of a :class:`~spikeloc.stimulus.Dataset` in random order, the loss,
-the optional firing-rate penalty, the learning-rate schedule and the per-epoch history.
+Read top to bottom: batches of a :class:`~spikeloc.stimulus.Dataset` in random order, the loss
+(labels, or with ``train.target = "observer"`` the ideal observer's evidence in every step), the
+optional firing-rate penalty, the learning-rate schedule and the per-epoch history.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Iterator
@@ -47,15 +49,34 @@ def chance_loss(cfg: RunConfig, bins_per_class: int) -> float:
     return math.log(classes * bins_per_class) + (cfg.train.class_loss_weight * math.log(classes) if bins_per_class > 1 else 0.0)
 
 
+@functools.cache
+def _step_observer(stim, bins: int):
+    from .teacher import StepObserver  # here, not at the top: observer.py imports evaluate, which imports train
+
+    return StepObserver(stim, bins)
+
+
+def _observer_kl(model, x: torch.Tensor, hidden: torch.Tensor, cfg: RunConfig) -> torch.Tensor:
+    """Mean KL per step, ``(models,)``, from the ideal observer's posterior given one step's spikes
+    to the softmax of that step's readout."""
+    scores = model.step_scores(hidden)  # (models, batch, steps, bins)
+    target = F.log_softmax(_step_observer(cfg.stimulus, scores.shape[-1])(x), -1)
+    kl = F.kl_div(F.log_softmax(scores, -1), target.expand_as(scores), log_target=True, reduction="none")
+    return kl.sum(-1).mean((1, 2))
+
+
 def loss_fn(model, x: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed per-model loss (models train independently) and the per-model loss ``(models,)``."""
     scores, hidden = model(x)
-    logp = log_probs(scores)
-    per_model = _nll(logp, ipd, cfg)
-    classes = cfg.stimulus.num_classes
-    if cfg.train.class_loss_weight > 0 and logp.shape[-1] > classes:
-        class_logp = logp.unflatten(-1, (classes, -1)).logsumexp(-1)  # fine bins summed per class
-        per_model = per_model + cfg.train.class_loss_weight * _nll(class_logp, ipd, cfg)
+    if cfg.train.target == "observer" and hidden is not None:  # the membrane baseline has no steps to match
+        per_model = _observer_kl(model, x, hidden, cfg)
+    else:
+        logp = log_probs(scores)
+        per_model = _nll(logp, ipd, cfg)
+        classes = cfg.stimulus.num_classes
+        if cfg.train.class_loss_weight > 0 and logp.shape[-1] > classes:
+            class_logp = logp.unflatten(-1, (classes, -1)).logsumexp(-1)  # fine bins summed per class
+            per_model = per_model + cfg.train.class_loss_weight * _nll(class_logp, ipd, cfg)
     if cfg.train.rate_reg > 0 and hidden is not None:
         # mean firing rate per hidden neuron (Hz), pulled towards target_rate_hz
         rate = hidden.mean(dim=(1, 2)) / cfg.stimulus.dt

@@ -1,0 +1,64 @@
+"""The ideal observer's evidence from one time step: the training target of ``train.target = "observer"``.
+
+With the tone phase ``theta`` unknown and uniform in every step, the log-likelihood of one step's
+spikes ``x`` for an IPD ``delta`` is
+
+    g(x; delta) = log mean_theta exp( x_left @ a(theta + d) + x_right @ a(theta + delta + d) + silence )
+
+(``a`` the fibres' log-odds, ``d`` their phase delays; :func:`spikeloc.observer.log_likelihood_tables`).
+Summed over steps, ``g`` is the "local" observer of ``benchmarks/local_observer.py``, which decides
+as the ideal observer does (94.1 % against 94.1 % on 2,048 samples) and is almost as well
+calibrated. A network whose readout adds one score vector per step can represent it, and
+matching ``softmax(g)`` step by step gives it 100 targets per sample instead of one label: that
+took ``best`` from 92.0 to about 93 % (docs/results.md).
+
+The mean over ``theta`` is a circular cross-correlation of the two ears' likelihoods on a grid of
+``grid`` phases, computed with the FFT; IPDs between grid points are interpolated linearly (with the
+default 60 bins over 180 deg and 240 grid points every bin centre is a grid point).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .config import StimulusConfig
+from .observer import log_likelihood_tables
+
+GRID = 240  # phases per cycle: 1.5 deg, so the default 60 bin centres (3 deg apart) lie on the grid
+
+
+class StepObserver:
+    """``StepObserver(stim, bins)(x)``: per-step log-likelihood ``(..., bins)`` of spikes ``x`` ``(..., inputs)``.
+
+    Bin ``b`` is scored at its centre, ``bins`` equal bins spanning the IPD range; values are
+    float32, up to a constant per step.
+    """
+
+    def __init__(self, stim: StimulusConfig, bins: int, grid: int = GRID):
+        log_odds, silence = log_likelihood_tables(stim, torch.zeros(1, dtype=torch.float64), grid)
+        self.log_odds, self.silence = log_odds, silence[0]  # (fibres, grid), (grid,)
+        self.fibres, self.grid = stim.anf_per_ear, grid
+        lo, hi = stim.ipd_range
+        centres = lo + (torch.arange(bins, dtype=torch.float64) + 0.5) * (hi - lo) / bins
+        position = centres * grid / (2 * math.pi)  # in grid steps; the right ear leads by delta
+        self.below = position.floor().long()
+        self.frac = position - self.below
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        log_odds, silence = self.log_odds.to(x.device), self.silence.to(x.device)
+        x = x.to(log_odds)
+        left = x[..., :self.fibres] @ log_odds + silence
+        right = x[..., self.fibres:] @ log_odds + silence
+        left_max, right_max = left.amax(-1, keepdim=True), right.amax(-1, keepdim=True)
+        spectrum = torch.fft.rfft((left - left_max).exp()).conj() * torch.fft.rfft((right - right_max).exp())
+        # c[s] = sum_j exp(left[j]) exp(right[j + s]): the likelihood at IPD s grid steps, times grid
+        c = torch.fft.irfft(spectrum, n=self.grid).clamp(min=1e-300).log() + left_max + right_max
+        below = c[..., self.below % self.grid]
+        above = c[..., (self.below + 1) % self.grid]
+        return (below + self.frac * (above - below)).float()
+
+
+__all__ = ["StepObserver"]
