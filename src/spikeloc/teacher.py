@@ -49,16 +49,16 @@ class StepObserver:
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         log_odds, silence = self.log_odds.to(x.device), self.silence.to(x.device)
-        x = x.to(log_odds)
-        left = x[..., :self.fibres] @ log_odds + silence
-        right = x[..., self.fibres:] @ log_odds + silence
+        x = x.float()  # 0/1 spikes: float32 products are exact to ~1e-5, the exponentials need float64
+        left = (x[..., :self.fibres] @ log_odds.float()).double() + silence
+        right = (x[..., self.fibres:] @ log_odds.float()).double() + silence
         left_max, right_max = left.amax(-1, keepdim=True), right.amax(-1, keepdim=True)
         spectrum = torch.fft.rfft((left - left_max).exp()).conj() * torch.fft.rfft((right - right_max).exp())
-        # c[s] = sum_j exp(left[j]) exp(right[j + s]): the likelihood at IPD s grid steps, times grid
-        c = torch.fft.irfft(spectrum, n=self.grid).clamp(min=1e-300).log() + left_max + right_max
-        below = c[..., self.below % self.grid]
-        above = c[..., (self.below + 1) % self.grid]
-        return (below + self.frac * (above - below)).float()
+        # c[s] = sum_j exp(left[j]) exp(right[j + s]): the likelihood at an IPD of s grid steps
+        c = torch.fft.irfft(spectrum, n=self.grid)
+        below = c[..., self.below % self.grid].clamp(min=1e-300).log()
+        above = c[..., (self.below + 1) % self.grid].clamp(min=1e-300).log()
+        return (below + self.frac * (above - below) + left_max + right_max).float()
 
 
 __all__ = ["StepObserver"]
