@@ -76,6 +76,16 @@ def ideal_row(stim):
     return evaluate(IdealObserver(stim), fresh_test_set(stim, resolve_device("cpu")), stim)[0]
 
 
+def read_table_and_notes(path: Path) -> tuple[dict[str, str], list[str]]:
+    """The table lines of ``path`` by row name, and the hand-written lines after the table."""
+    if not path.exists():
+        return {}, []
+    old = path.read_text().splitlines()
+    start = next((i for i, line in enumerate(old) if line.startswith("| row |")), len(old))
+    end = next((i for i in range(start, len(old)) if not old[i].startswith("|")), len(old))
+    return {line[2:].split(" (")[0]: line for line in old[start + 2:end]}, old[end:]
+
+
 def fmt(v, scale=1.0, digits=1):
     v = v * scale
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f} ({v.min():.{digits}f}-{v.max():.{digits}f})"
@@ -94,14 +104,8 @@ def main():
         parser.error(f"unknown rows {sorted(unknown)}; allowed: {'; '.join(r[0] for r in ROWS)}")
     wanted = [r for r in ROWS if not names or r[0] in names]
     # table lines by row name: those of an earlier run are kept until their row is run again
-    table, notes = {}, []
-    if args.out.exists():  # the text after the table is written by hand: keep it
-        old = args.out.read_text().splitlines()
-        start = next((i for i, line in enumerate(old) if line.startswith("| row |")), len(old))
-        end = next((i for i in range(start, len(old)) if not old[i].startswith("|")), len(old))
-        notes = old[end:]
-        if names:
-            table = {line[2:].split(" (")[0]: line for line in old[start + 2:end]}
+    old_table, _ = read_table_and_notes(args.out)
+    table = old_table if names else {}
     lines = [
         "# Results", "",
         f"Test accuracy and mean absolute error over {args.seeds} seeds ({VARIANT_SEEDS} for other stimuli; mean ± sd (min-max)), each model",
@@ -124,6 +128,7 @@ def main():
                      f"| {100 * ideal['accuracy']:.1f} / {ideal['mae_deg']:.2f} / {ideal['mae_continuous_deg']:.2f} "
                        f"| {gap:.1f} | {sec:.0f} | {note} |")
         rows = [table[r[0]] for r in ROWS if r[0] in table]
+        notes = read_table_and_notes(args.out)[1]  # read now, not at the start: notes edited during a long run stay
         args.out.write_text("\n".join(lines + rows + notes) + "\n")  # after every row: a stopped run keeps what it finished
         print(table[name], flush=True)
 
