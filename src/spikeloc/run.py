@@ -37,7 +37,7 @@ from .evaluate import bin_probabilities, class_probabilities, evaluate, summary
 from .model import build_models
 from .report import write_report
 from .stimulus import Dataset, random_ipd_input_signal
-from .train import chance_loss, fit
+from .train import chance_loss, fit, uses_observer_target
 
 KINDS = ("spiking", "membrane")
 METRICS = ("accuracy", "mae_deg", "mae_continuous_deg")
@@ -256,12 +256,15 @@ def draw(run: Run, raw: dict[str, dict[str, list[dict]]], out: str | Path) -> Pa
                                        stage_generator(cfg.seed, "examples", run.device))
     figures = {"stimulus examples": plots.stimulus_examples(examples, cfg.stimulus, cfg.plot.examples)}
     if run.history:
-        names = {kind: kind for kind in run.history}
-        if cfg.train.target == "observer":  # a KL per step, not a label NLL: no uniform-guess level
-            names["spiking"] = "spiking (KL per step to the observer)"
-        chance = {names[kind]: chance_loss(cfg, run.models[kind].cfg.bins_per_class)
-                  for kind in run.history if kind in run.models and names[kind] == kind}
-        histories = {names[kind]: history for kind, history in run.history.items()}
+        histories, chance = {}, {}
+        for kind, history in run.history.items():
+            model = run.models.get(kind)
+            if uses_observer_target(model, cfg):  # a KL per step, not a label NLL: no uniform-guess level
+                histories[f"{kind} (KL per step to the observer)"] = history
+            else:
+                histories[kind] = history
+                if model is not None:
+                    chance[kind] = chance_loss(cfg, model.cfg.bins_per_class)
         figures["training loss"] = plots.loss_curves(histories, chance, cfg.train.readout_only_epochs)
     for kind, splits in raw.items():
         for split, results in splits.items():

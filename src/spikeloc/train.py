@@ -56,6 +56,11 @@ def _step_observer(stim, bins: int):
     return StepObserver(stim, bins)
 
 
+def uses_observer_target(model, cfg: RunConfig) -> bool:
+    """Whether ``model`` trains on the observer's per-step evidence (the membrane baseline has no steps to match)."""
+    return cfg.train.target == "observer" and hasattr(model, "step_scores")
+
+
 def _observer_kl(model, x: torch.Tensor, hidden: torch.Tensor, cfg: RunConfig) -> torch.Tensor:
     """Mean KL per step, ``(models,)``, from the ideal observer's posterior given one step's spikes
     to the softmax of that step's readout."""
@@ -68,7 +73,7 @@ def _observer_kl(model, x: torch.Tensor, hidden: torch.Tensor, cfg: RunConfig) -
 def loss_fn(model, x: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed per-model loss (models train independently) and the per-model loss ``(models,)``."""
     scores, hidden = model(x)
-    if cfg.train.target == "observer" and hidden is not None:  # the membrane baseline has no steps to match
+    if uses_observer_target(model, cfg):
         per_model = _observer_kl(model, x, hidden, cfg)
     else:
         logp = log_probs(scores)
