@@ -12,7 +12,7 @@ notebook's script and ``spikeloc train --preset tutorial``) are timed end to end
 Network for every case: 200 inputs, T = 100 steps of 1 ms, ``hidden`` LIF neurons (tau 20 ms,
 threshold 1, reset to 0, sigmoid-shaped surrogate of slope 5), 12 leaky-integrator outputs,
 loss NLL of log-softmax of the time-mean output, Adam lr 0.01. Inputs: one fixed batch of
-stimuli from ``spikeloc.stimulus`` (mean spike probability 0.225 per step and fibre).
+stimuli from ``spikeloc.task.stimulus`` (mean spike probability 0.225 per step and fibre).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-import notebook_literal
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "oracles"))
+import notebook_literal  # noqa: E402  (the notebook's loop, the oracle of the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
@@ -75,7 +76,8 @@ class Problem:
 def inputs(problem: Problem, device: torch.device):
     """One fixed batch: spikes (batch, steps, inputs) float32, true IPDs (rad), class indices."""
     from spikeloc.config import StimulusConfig
-    from spikeloc.stimulus import discretise, random_ipd_input_signal
+    from spikeloc.task.bins import discretise
+    from spikeloc.task.stimulus import random_ipd_input_signal
 
     stim = StimulusConfig()
     data = random_ipd_input_signal(problem.batch, stim, torch.Generator(device=device).manual_seed(0))
@@ -113,7 +115,7 @@ def notebook_loss(problem: Problem, device: torch.device):
 def snntorch_loss(problem: Problem, device: torch.device):
     import snntorch
 
-    from spikeloc.neurons import spike_fn
+    from spikeloc.neurons.surrogate import spike_fn
 
     x, _, y = inputs(problem, device)
     W1, W2 = notebook_weights(problem, device)
@@ -121,7 +123,7 @@ def snntorch_loss(problem: Problem, device: torch.device):
     # snnTorch 1.0.0's surrogate.sigmoid(slope=5) computes exp(-5 v) / (exp(-5 v) + 1)^2, which is
     # inf / inf = nan for membranes below about -17.7, reached here in the first step (snnTorch
     # issue #427). spike_fn is the same function, k sig(k v) (1 - sig(k v)), in the stable form.
-    lif = snntorch.Leaky(beta=alpha, threshold=1.0, spike_grad=partial(spike_fn, beta=BETA),
+    lif = snntorch.Leaky(beta=alpha, threshold=1.0, spike_grad=partial(spike_fn, slope=BETA),
                          reset_mechanism="zero").to(device)
     readout = snntorch.Leaky(beta=alpha, reset_mechanism="none").to(device)
 
@@ -167,14 +169,13 @@ def norse_loss(problem: Problem, device: torch.device):
 
 def spikeloc_loss(problem: Problem, device: torch.device, engine: str):
     from spikeloc.config import ModelConfig, RunConfig, TrainConfig
-    from spikeloc.model import build_models
-    from spikeloc.train import loss_fn
+    from spikeloc.models import build_models
 
     x, ipd, _ = inputs(problem, device)
-    cfg = RunConfig(model=ModelConfig(hidden=problem.hidden, semantics="standard", engine=engine),
+    cfg = RunConfig(model=ModelConfig(hidden=problem.hidden, update_rule="standard", engine=engine),
                     train=TrainConfig(batch_size=problem.batch, models=problem.models))
     model = build_models(cfg.stimulus, cfg.model, seeds=list(range(problem.models)), device=device)
-    return (lambda: loss_fn(model, x, ipd, cfg)[0]), list(model.parameters())
+    return (lambda: model.loss(x, ipd, cfg.train).sum()), list(model.parameters())
 
 
 def training_step(make_loss, problem: Problem, device: torch.device,
@@ -216,10 +217,11 @@ def importer(module: str) -> Callable[[torch.device], None]:
 
 def fused_backend(device: torch.device) -> None:
     """Import the fused kernel's backend for ``device`` (numba, triton), or say why there is none."""
-    from spikeloc import kernels
+    from spikeloc.kernels.dispatch import fused_lif_backend
 
-    if not kernels.fused_available(device):
-        raise Unavailable(f"no fused kernel on {device.type} yet")
+    backend, why = fused_lif_backend(device)
+    if backend is None:
+        raise Unavailable(f"no fused kernel on {device.type} ({why})")
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ CASES = {
     "Norse + compile": Case(partial(training_step, norse_loss, compile=True), importer("norse.torch"),
                             compiled=True),
     "spikeloc reference": Case(partial(training_step, partial(spikeloc_loss, engine="reference")),
-                               importer("spikeloc.model"), vectorised=True),
+                               importer("spikeloc.models.network"), vectorised=True),
     FAST: Case(partial(training_step, partial(spikeloc_loss, engine="fused")), fused_backend,
                vectorised=True),
 }
@@ -314,7 +316,7 @@ def measure(name: str, problem: Problem, device_name: str, timing: Timing) -> di
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     try:
         case.prepare(device)
-        importlib.import_module("spikeloc.stimulus")
+        importlib.import_module("spikeloc.task.stimulus")
         baseline = memory_mb(device)
         reset_peak_memory(device)
         step = case.build(problem, device)

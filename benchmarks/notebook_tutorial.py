@@ -9,12 +9,15 @@ and thresholding. Printing is kept, drawing is left out. Run from anywhere:
 """
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from notebook_literal import init_weight_matrices, snn
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "oracles"))
+from notebook_literal import init_weight_matrices, snn  # noqa: E402  (the notebook's loop, transcribed)
 
 dtype = torch.float
 device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")

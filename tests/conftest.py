@@ -1,11 +1,25 @@
+"""Shared test setup: the notebook oracle on the path, one thread per pool, a seeded generator.
+
+Thread counts are pinned: PyTorch's and numba's pools busy-wait between parallel regions, so on a
+2-core machine a test that starts a subprocess (the CLI's ``--help``) or follows a parallel kernel
+ran up to 10x slower in the suite than alone. One thread each keeps every test's time its own.
+"""
+
+import os
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(var, "1")  # before torch and numba start their pools; subprocesses inherit it
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))  # notebook_literal: the notebook's own loop, the oracle
+sys.path.insert(0, str(ROOT / "tests" / "oracles"))  # notebook_literal: the notebook's own loop, the oracle
+DATA = ROOT / "tests" / "data"
 
 
 @pytest.fixture

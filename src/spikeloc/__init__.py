@@ -1,28 +1,38 @@
-"""spikeloc: spiking neural networks that localise sound from the interaural phase difference.
+"""spikeloc: spiking neural networks that localise sound from the interaural phase difference (IPD).
 
-The stages, each a module with a small public surface::
+One subpackage per stage, each importing only from the stages before it::
 
-    config -> stimulus -> model -> train -> evaluate -> plots/report
+    config -> task -> neurons -> kernels -> observer -> models -> training -> evaluation -> runs -> viz -> cli
+
+Shapes, everywhere: ``K`` models of a stack, ``B`` samples of a batch, ``T`` time steps, ``N`` units of a
+layer (``I`` input fibres, ``H`` hidden neurons, ``C`` output bins). Every per-model parameter has a
+leading ``K``; input spikes are ``(B, T, I)``, shared by the stack, or ``(K, B, T, I)``.
 
 Quick start (see the README)::
 
     import spikeloc
-    cfg = spikeloc.load_config("default")
-    run, raw, data = spikeloc.train(cfg)
-    spikeloc.save(run, "runs/mine"); spikeloc.draw(run, raw, Path("runs/mine"))
-    spikeloc.load_run("runs/mine").predict(spikes)
+    run = spikeloc.train(spikeloc.load_config("tiny"))
+    run.metrics.test.accuracy.mean
+
+The names below are imported on first use (PEP 562), so ``import spikeloc`` and ``spikeloc --help``
+load neither torch nor matplotlib.
 """
 
-from .config import RunConfig, load_config, preset_descriptions, preset_names
-from .errors import SpikelocError
-from .evaluate import evaluate
-from .model import MembraneModel, SpikingModel, build_models
-from .run import Run, draw, load_run, save, train
-from .stimulus import Dataset, continuise, discretise, input_signal, random_ipd_input_signal
-from .train import fit
+import lazy_loader as lazy
 
-__all__ = [
-    "Dataset", "MembraneModel", "Run", "RunConfig", "SpikelocError", "SpikingModel", "build_models",
-    "continuise", "discretise", "draw", "evaluate", "fit", "input_signal", "load_config", "load_run",
-    "preset_descriptions", "preset_names", "random_ipd_input_signal", "save", "train",
-]
+__getattr__, __dir__, __all__ = lazy.attach(
+    __name__,
+    submodules=["config", "evaluation", "kernels", "models", "neurons", "observer", "runs", "task", "training",
+                "viz"],
+    submod_attrs={
+        "config": ["RunConfig", "load_config", "preset_descriptions", "preset_names"],
+        "errors": ["SpikelocError"],
+        "task": ["Dataset", "continuise", "discretise", "input_signal", "random_ipd_input_signal"],
+        "models": ["MembraneModel", "SpikingNetwork", "build_models"],
+        "observer": ["IdealObserver", "bound"],
+        "training": ["fit"],
+        "evaluation": ["evaluate"],
+        "runs": ["Run", "load_run", "save", "train"],
+        "viz": ["draw"],
+    },
+)

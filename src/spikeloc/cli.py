@@ -1,6 +1,8 @@
 """``spikeloc``: the command line. It only wires the library's stages together.
 
-Bad input ends with one line on stderr (``error: ...``) and exit status 2, never a traceback.
+The stages are reached through their packages' lazy names (``runs.train``), so ``spikeloc --help``,
+``presets`` and ``config`` never import torch or matplotlib. Bad input ends with one line on stderr
+(``error: ...``) and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from .config import RunConfig, load_config, preset_descriptions
+from . import config, observer, runs, viz
 from .errors import SpikelocError
 
 CONFIG_OPTIONS = [
@@ -33,27 +35,8 @@ def config_options(f):
     return f
 
 
-def resolve(preset, config_file, overrides, seed, device, **fields) -> RunConfig:
-    return load_config(preset, config_file, overrides, seed=seed, device=device, **fields)
-
-
-def _pct(s: dict) -> str:
-    return f"{100 * s['mean']:.1f} %" + (f" ± {100 * s['sd']:.1f} ({100 * s['min']:.1f}-{100 * s['max']:.1f})"
-                                          if len(s.get("values", [0])) > 1 else "")
-
-
-def _deg(s: dict) -> str:
-    return f"{s['mean']:.2f} deg" + (f" ± {s['sd']:.2f}" if len(s.get("values", [0])) > 1 else "")
-
-
-def print_metrics(metrics: dict) -> None:
-    rows = [(f"{kind} {split}", leaf) for kind, splits in metrics["models"].items() for split, leaf in splits.items()]
-    rows += [("ideal observer test", metrics["ideal_observer"]["test"])] if "ideal_observer" in metrics else []
-    click.echo(f"{'':22} {'accuracy':>24} {'MAE (midpoint)':>16} {'MAE (continuous)':>17}")
-    for name, leaf in rows:
-        click.echo(f"{name:22} {_pct(leaf['accuracy']):>24} {_deg(leaf['mae_deg']):>16} "
-                   f"{_deg(leaf['mae_continuous_deg']):>17}")
-    click.echo(f"chance: {100 * metrics['chance']:.1f} %")
+def resolve(preset, config_file, overrides, seed, device):
+    return config.load_config(preset, config_file, overrides, seed=seed, device=device)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,15 +56,13 @@ def train(preset, config_file, overrides, seed, device, out, models, quiet):
     """Train a spiking model (and the membrane-only baseline) and write a run folder with a report."""
     overrides = (*overrides, f"train.models={models}") if models else overrides
     cfg = resolve(preset, config_file, overrides, seed, device)
-    from . import run as runs
-
     out = out or Path("runs") / f"{preset or 'run'}-{datetime.now():%Y%m%d-%H%M%S}-s{cfg.seed}"
     runs.check_out_dir(out)
     runs.resolve_device(cfg.device)
-    run, raw, _ = runs.train(cfg, progress=not quiet)
+    run = runs.train(cfg, progress=not quiet)
     runs.save(run, out)  # results are on disk before anything that could fail while drawing
-    print_metrics(run.metrics)
-    report = runs.draw(run, raw, out)
+    click.echo(viz.metrics_table(run.metrics))
+    report = viz.draw(run, out)
     click.echo(f"run folder: {out}\nreport: {report}")
 
 
@@ -93,27 +74,18 @@ def train(preset, config_file, overrides, seed, device, out, models, quiet):
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(run_dir, seed, samples, as_json):
     """Evaluate a trained run on a fresh test set and print its metrics."""
-    from . import run as runs
-
     run = runs.load_run(run_dir)
-    cfg = run.config
-    metrics = runs.evaluate_fresh(run, samples or cfg.train.batch_size * cfg.train.test_batches,
-                                  cfg.seed + 1 if seed is None else seed)
-    if as_json:
-        click.echo(json.dumps(metrics, indent=2))
-    else:
-        print_metrics(metrics)
+    tc = run.config.train
+    metrics = runs.evaluate_fresh(run, samples or tc.batch_size * tc.test_batches,
+                                  run.config.seed + 1 if seed is None else seed)
+    click.echo(json.dumps(metrics.to_json(), indent=2) if as_json else viz.metrics_table(metrics))
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir):
     """Re-draw the figures and the HTML report of a run folder."""
-    from . import run as runs
-
-    run = runs.load_run(run_dir)
-    raw = runs.evaluate_splits(run, runs.datasets(run.config, run.device))
-    click.echo(f"report: {runs.draw(run, raw, Path(run_dir))}")
+    click.echo(f"report: {viz.draw(runs.load_run(run_dir), run_dir)}")
 
 
 @cli.command("config")
@@ -126,7 +98,7 @@ def show_config(preset, config_file, overrides, seed, device):
 @cli.command()
 def presets():
     """List the named presets."""
-    for name, text in preset_descriptions().items():
+    for name, text in config.preset_descriptions().items():
         click.echo(f"{name:16} {text}")
 
 
@@ -137,21 +109,9 @@ def presets():
 @click.option("--json", "as_json", is_flag=True, help="Print {known_offset: {...}, unknown_offset: {...}} as JSON.")
 def bound(preset, config_file, overrides, seed, device, samples, as_json):
     """The Bayesian ideal observer's accuracy and error for the config's stimulus: the physical limit."""
-    from .observer import bound as observer_bound
-    from .run import resolve_device
-
     cfg = resolve(preset, config_file, overrides, seed, device)
-    result = observer_bound(cfg.stimulus, samples=samples, seed=cfg.seed, device=resolve_device(cfg.device))
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-        return
-    click.echo(f"ideal observer, {result['samples']} samples ({result['seconds']:.1f} s)")
-    for name in ("unknown_offset", "known_offset"):
-        r = result[name]
-        ci = r["accuracy_ci"]
-        click.echo(f"  offset {name.split('_')[0]:8} accuracy {100 * r['accuracy']:.1f} % "
-                   f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]  "
-                   f"MAE midpoint {r['mae_midpoint_deg']:.2f} deg  MAE median {r['mae_median_deg']:.2f} deg")
+    result = observer.bound(cfg.stimulus, samples=samples, seed=cfg.seed, device=runs.resolve_device(cfg.device))
+    click.echo(json.dumps(result, indent=2) if as_json else viz.bound_summary(result))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,13 +1,10 @@
-"""CPU backend of :mod:`.fused`: the LIF recurrence and its backward as numba loops.
+"""CPU backend of :mod:`.fused`: its recurrence and backward as numba loops.
 
 One thread per (model, batch) row walks time; neurons are the innermost, contiguous loop.
 Arithmetic is float32 in the reference's order with no fused multiply-add (``fastmath=False``),
-so spikes are bit-identical to :func:`spikeloc.neurons.lif_reference`:
+so spikes are bit-identical to :func:`spikeloc.neurons.lif.lif_sequence`.
 
-    u[t] = alpha * w[t-1] + h[t];   w[t] = u[t] * (1 - q[t-L]);   q[t] = H(w[t] - 1) -> spikes[t + shift]
-    (L = 0: q[t] = H(u[t] - 1), w[t] = u[t] * (1 - q[t]))
-
-The backward takes the surrogate's ``sig(beta (w - 1))`` from torch's vectorised sigmoid: numba
+The backward takes the surrogate's ``sig(slope (w - theta))`` from torch's vectorised sigmoid: numba
 has no vector ``exp`` here (its llvmlite lacks SVML), and a scalar ``expf`` per element took two
 thirds of the backward (1.2 ms -> 0.55 ms for 64 x 100 x 30 on one core).
 
@@ -20,12 +17,32 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from .fused import Recurrence
+
 ONE = np.float32(1.0)  # float32 constants keep numba from promoting the arithmetic to float64
 ZERO = np.float32(0.0)
 
 
+@njit(inline="always")
+def _reset(u, q, subtract, theta, v_reset):
+    """R(u, q) and its derivative r = dR/du (see :mod:`.fused`)."""
+    if subtract:
+        return u - theta * q, ONE
+    r = ONE - q
+    w = u * r
+    if v_reset != ZERO:
+        w += v_reset * q
+    return w, r
+
+
+@njit(inline="always")
+def _reset_slope(u, subtract, theta, v_reset):
+    """c = dR/dq at pre-reset membrane u."""
+    return -theta if subtract else v_reset - u
+
+
 @njit(parallel=True, cache=True, fastmath=False)
-def _forward(h, alpha, lag, shift, out, u):
+def _forward(h, alpha, lag, shift, subtract, theta, v_reset, out, u):
     models, batch, T, H = h.shape
     steps = T - shift
     for row in prange(models * batch):
@@ -38,18 +55,18 @@ def _forward(h, alpha, lag, shift, out, u):
                 ut = alpha[k, j] * w[j] + h[k, b, t, j]
                 u[k, b, t, j] = ut
                 if lag == 0:
-                    q = ONE if ut > ONE else ZERO
-                    w[j] = ut * (ONE - q)
+                    q = ONE if ut > theta else ZERO
+                    w[j] = _reset(ut, q, subtract, theta, v_reset)[0]
                     out[k, b, t + shift, j] = q
                     continue
-                # reset factor 1 - q[t-L]; q[t-L] sits at spikes[t-L+shift]
-                r = ONE - out[k, b, t - lag + shift, j] if t >= lag else ONE
-                w[j] = ut * r
-                out[k, b, t + shift, j] = ONE if w[j] > ONE else ZERO
+                # q[t-L] sits at spikes[t-L+shift]
+                q_lag = out[k, b, t - lag + shift, j] if t >= lag else ZERO
+                w[j] = _reset(ut, q_lag, subtract, theta, v_reset)[0]
+                out[k, b, t + shift, j] = ONE if w[j] > theta else ZERO
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _backward(grad_out, u, out, sig, alpha, beta, lag, shift, grad_h, grad_alpha):
+def _backward(grad_out, u, out, sig, alpha, slope, lag, shift, subtract, theta, v_reset, grad_h, grad_alpha):
     models, batch, T, H = u.shape
     steps = T - shift
     for row in prange(models * batch):
@@ -64,24 +81,24 @@ def _backward(grad_out, u, out, sig, alpha, beta, lag, shift, grad_h, grad_alpha
             if lag == 0:
                 for j in range(H):
                     ut = u[k, b, t, j]
-                    r = ONE - out[k, b, t + shift, j]
-                    gw = alpha[k, j] * gu_next[j]  # G_w[t]: w[t] = u[t] * (1 - q[t]) feeds u[t+1]
-                    g = grad_out[k, b, t + shift, j] - gw * ut  # q[t] resets w[t]
+                    w, r = _reset(ut, out[k, b, t + shift, j], subtract, theta, v_reset)
+                    gw = alpha[k, j] * gu_next[j]  # G_w[t]: w[t] feeds u[t+1]
+                    g = grad_out[k, b, t + shift, j] + gw * _reset_slope(ut, subtract, theta, v_reset)
                     s = sig[k, b, t, j]
-                    acc[j] += gu_next[j] * ut * r
-                    gu = g * beta * s * (ONE - s) + gw * r
+                    acc[j] += gu_next[j] * w
+                    gu = g * slope * s * (ONE - s) + gw * r
                     grad_h[k, b, t, j] = gu
                     gu_next[j] = gu
                 continue
             slot = t % lag
             for j in range(H):
-                r = ONE - out[k, b, t - lag + shift, j] if t >= lag else ONE
-                w = u[k, b, t, j] * r
+                q_lag = out[k, b, t - lag + shift, j] if t >= lag else ZERO
+                w, r = _reset(u[k, b, t, j], q_lag, subtract, theta, v_reset)
                 g = grad_out[k, b, t + shift, j]
-                if t + lag < steps:  # q[t] also resets w[t+L] = u[t+L] * (1 - q[t])
-                    g -= gw_ring[slot, j] * u[k, b, t + lag, j]
+                if t + lag < steps:  # q[t] also resets w[t+L] = R(u[t+L], q[t])
+                    g += gw_ring[slot, j] * _reset_slope(u[k, b, t + lag, j], subtract, theta, v_reset)
                 s = sig[k, b, t, j]
-                gw = g * beta * s * (ONE - s) + alpha[k, j] * gu_next[j]
+                gw = g * slope * s * (ONE - s) + alpha[k, j] * gu_next[j]
                 acc[j] += gu_next[j] * w  # u[t+1] = alpha * w[t] + h[t+1]
                 gu = gw * r
                 grad_h[k, b, t, j] = gu
@@ -90,30 +107,40 @@ def _backward(grad_out, u, out, sig, alpha, beta, lag, shift, grad_h, grad_alpha
         grad_alpha[k, b, :] = acc
 
 
-def _sigmoid(u: torch.Tensor, spikes: torch.Tensor, beta: float, lag: int, shift: int) -> torch.Tensor:
-    """``sig(beta (w[t] - 1))`` for the recurrence's steps, with ``w[t] = u[t] (1 - q[t-L])`` (``u[t]`` if L = 0)."""
-    steps = max(u.shape[-2] - shift, 0)
-    if lag == 0:  # the spike is taken before the reset
-        return torch.sigmoid(u[..., :steps, :].sub(1).mul_(beta))
-    d = lag - shift  # q[t-L] sits at spikes[t - d]
+def _sigmoid(u: torch.Tensor, spikes: torch.Tensor, rec: Recurrence) -> torch.Tensor:
+    """``sig(slope (w[t] - theta))`` for the recurrence's steps, ``w[t] = R(u[t], q[t-L])`` (``u[t]`` if L = 0)."""
+    steps = max(u.shape[-2] - rec.shift, 0)
+    if rec.lag == 0:  # the spike is taken before the reset
+        return torch.sigmoid(u[..., :steps, :].sub(rec.threshold).mul_(rec.slope))
+    d = rec.lag - rec.shift  # q[t-L] sits at spikes[t - d]
     w = u[..., :steps, :].clone()
-    w[..., d:, :] *= 1 - spikes[..., :steps - d, :]
-    return torch.sigmoid_(w.sub_(1).mul_(beta))  # as the reference: sigmoid(beta * (v - 1))
+    q_lag = spikes[..., :steps - d, :]
+    if rec.subtract:
+        w[..., d:, :] -= rec.threshold * q_lag
+    else:
+        w[..., d:, :] *= 1 - q_lag
+        if rec.v_reset != 0:
+            w[..., d:, :] += rec.v_reset * q_lag
+    return torch.sigmoid_(w.sub_(rec.threshold).mul_(rec.slope))  # as the reference: sigmoid(slope * (v - theta))
 
 
-def forward(h: torch.Tensor, alpha: torch.Tensor, lag: int, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spikes and pre-reset membrane ``u``, both ``(K, B, T, H)`` float32."""
+def _constants(rec: Recurrence):
+    return rec.lag, rec.shift, rec.subtract, np.float32(rec.threshold), np.float32(rec.v_reset)
+
+
+def forward(h: torch.Tensor, alpha: torch.Tensor, rec: Recurrence) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes and pre-reset membrane ``u``, both ``(K, B, T, N)`` float32."""
     out, u = torch.empty_like(h), torch.empty_like(h)
-    _forward(h.numpy(), alpha.numpy(), lag, shift, out.numpy(), u.numpy())
+    _forward(h.numpy(), alpha.numpy(), *_constants(rec), out.numpy(), u.numpy())
     return out, u
 
 
-def backward(grad: torch.Tensor, u: torch.Tensor, spikes: torch.Tensor, alpha: torch.Tensor, beta: float,
-             lag: int, shift: int, need_alpha: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Gradients wrt ``h`` ``(K, B, T, H)`` and, if ``need_alpha``, wrt ``alpha`` ``(K, H)``."""
+def backward(grad: torch.Tensor, u: torch.Tensor, spikes: torch.Tensor, alpha: torch.Tensor, rec: Recurrence,
+             need_alpha: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Gradients wrt ``h`` ``(K, B, T, N)`` and, if ``need_alpha``, wrt ``alpha`` ``(K, N)``."""
     models, batch, _, hidden = u.shape
     grad_h = torch.empty_like(u)
     grad_alpha = torch.empty((models, batch, hidden), dtype=u.dtype)  # one per row: threads never share
-    _backward(grad.numpy(), u.numpy(), spikes.numpy(), _sigmoid(u, spikes, beta, lag, shift).numpy(),
-              alpha.numpy(), np.float32(beta), lag, shift, grad_h.numpy(), grad_alpha.numpy())
+    _backward(grad.numpy(), u.numpy(), spikes.numpy(), _sigmoid(u, spikes, rec).numpy(), alpha.numpy(),
+              np.float32(rec.slope), *_constants(rec), grad_h.numpy(), grad_alpha.numpy())
     return grad_h, (grad_alpha.sum(1) if need_alpha else None)

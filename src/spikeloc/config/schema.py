@@ -1,0 +1,215 @@
+"""Typed, validated configuration: one place for every hyperparameter.
+
+A run is described by a :class:`RunConfig` with five sections (stimulus, model, train, eval,
+plot), a seed and a device. Field defaults are the source notebook's values; named presets
+(``presets/*.toml``) override some of them (:mod:`.loading`). Every number carries its unit in
+the field's metadata (``unit``; shown in ``docs/config.md``), and fields added from now on carry
+it in the name too (``tau_hidden_ms``, ``target_rate_hz``). Old field names stay readable as
+aliases (``beta`` for ``surrogate_slope``, ``semantics`` for ``update_rule``), so configs saved
+by earlier releases still load.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+def field(default: Any, description: str, unit: str | None = None, old_name: str | None = None, **constraints):
+    """A config field: its default, what it means, its unit (numbers) and an older name it is still read by."""
+    extra = {key: value for key, value in (("unit", unit), ("old_name", old_name)) if value}
+    return Field(default, description=description, json_schema_extra=extra or None, **constraints)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """Accept each field's old name (``beta``), but not both names at once."""
+        if not isinstance(data, dict):
+            return data
+        for name, old in cls.old_names().items():
+            if old in data:
+                if name in data:
+                    raise ValueError(f"{old!r} is the old name of {name!r}: give one of them")
+                data = {**{k: v for k, v in data.items() if k != old}, name: data[old]}
+        return data
+
+    @classmethod
+    def old_names(cls) -> dict[str, str]:
+        """Field name -> the old name it is still read by."""
+        return {name: f.json_schema_extra["old_name"] for name, f in cls.model_fields.items()
+                if isinstance(f.json_schema_extra, dict) and "old_name" in f.json_schema_extra}
+
+    @classmethod
+    def unit(cls, name: str) -> str | None:
+        extra = cls.model_fields[name].json_schema_extra
+        return extra.get("unit") if isinstance(extra, dict) else None
+
+
+class StimulusConfig(Section):
+    """Auditory-nerve-fibre (ANF) Poisson spike trains of a tone heard with two ears."""
+
+    anf_per_ear: int = field(100, "fibres per ear", "fibres", ge=1)
+    envelope_power: float = field(2.0, "sharpens the rate envelope; higher is easier", "1", gt=0)
+    rate_max: float = field(600.0, "peak firing rate of a fibre", "Hz", gt=0)
+    f: float = field(20.0, "tone frequency", "Hz", gt=0)
+    duration: float = field(0.1, "stimulus duration", "s", gt=0)
+    dt: float = field(0.001, "time step", "s", gt=0)
+    ipd_min_deg: float = field(-90.0, "smallest interaural phase difference", "deg", ge=-180, le=180)
+    ipd_max_deg: float = field(90.0, "largest interaural phase difference", "deg", ge=-180, le=180)
+    max_phase_delay_deg: float = field(90.0, "fibre i's phase delay is linspace(0, this)", "deg", ge=0, le=360)
+    num_classes: int = field(12, "IPD classes (bins of equal width)", "classes", ge=2)
+    offset: Literal["per_dataset", "per_sample"] = field(
+        "per_dataset", "phase offset: one per generated set (notebook) or one per sample")
+
+    @model_validator(mode="after")
+    def _check(self) -> StimulusConfig:
+        if self.ipd_max_deg <= self.ipd_min_deg:
+            raise ValueError("ipd_max_deg must be greater than ipd_min_deg")
+        if self.rate_max * self.dt > 1:
+            raise ValueError("rate_max * dt must be at most 1 (one spike per step)")
+        if self.steps < 1:
+            raise ValueError("duration / dt must be at least 1 step")
+        return self
+
+    @property
+    def steps(self) -> int:
+        """Number of time steps T, ``round(duration / dt)``."""
+        return int(round(self.duration / self.dt))
+
+    @property
+    def inputs(self) -> int:
+        """Number of input fibres I, both ears."""
+        return 2 * self.anf_per_ear
+
+    @property
+    def ipd_range(self) -> tuple[float, float]:
+        """IPD range in radians."""
+        return math.radians(self.ipd_min_deg), math.radians(self.ipd_max_deg)
+
+
+class ModelConfig(Section):
+    """Spiking network: inputs -> LIF hidden layer -> readout (and the membrane-only baseline)."""
+
+    hidden: int = field(30, "hidden LIF neurons", "neurons", ge=1)
+    hidden_bias: bool = field(False, "learn a constant input current per hidden neuron")
+    tau_hidden_ms: float = field(20.0, "hidden membrane time constant", "ms", gt=0)
+    tau_out_ms: float = field(20.0, "readout membrane time constant", "ms", gt=0)
+    learn_tau: bool = field(False, "learn one time constant per neuron")
+    surrogate_slope: float = field(
+        5.0, "slope of the sigmoid surrogate gradient, per unit of membrane potential (threshold = 1); "
+        "snnTorch's `beta` is the membrane decay instead", "1", old_name="beta", gt=0)
+    update_rule: Literal["notebook", "standard", "immediate"] = field(
+        "notebook", "order of integration, spike and reset in a step (equations: spikeloc.neurons.lif). "
+        "notebook: the spike is taken from the membrane before the update; standard: after it, and the reset "
+        "also drops the next step's input; immediate: spike and reset in the same step, the next input counts "
+        "(as Norse)", old_name="semantics")
+    reset: Literal["zero", "subtract"] = field(
+        "zero", "what a spike does to the membrane: zero sets it to 0 (the notebook's multiplication by 1 - s); "
+        "subtract takes the threshold off it")
+    init: Literal["notebook", "fan_in", "observer"] = field(
+        "notebook", "notebook: U(+-1/sqrt(12)) for both layers; fan_in: U(+-gain/sqrt(fan-in)); observer: hidden "
+        "neurons start as the ideal observer's (tone phase, IPD) templates, the readout as fan_in")
+    init_gain: float = field(1.0, "scale of the fan_in initialisation", "1", gt=0)
+    init_phases: int = field(
+        16, "observer init: tone phases per IPD; hidden / init_phases IPDs span the IPD range", "phases", ge=1)
+    init_rate: float = field(
+        0.06, "observer init: firing of each hidden neuron on random stimuli", "spikes per step", gt=0, lt=1)
+    bins_per_class: int = field(1, "output units per class; >1 gives a finer posterior", "bins", ge=1)
+    readout: Literal["mean", "max", "count", "last", "rate", "sum"] = field(
+        "mean", "how the output becomes class scores. mean, max, last: of the leaky-integrator membrane trace; "
+        "count: spikes of output LIF neurons; rate: W2-weighted hidden firing rates (a leak-free integrator "
+        "read at the end, divided by the steps); sum: the same without the division, each step's "
+        "W2-weighted spikes adding up like per-step log-likelihoods")
+    engine: Literal["auto", "reference", "fused"] = field(
+        "auto", "neuron implementation: plain PyTorch reference or fused kernel; auto: fused where the tensors' "
+        "device has one")
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if self.init == "observer":
+            if self.hidden % self.init_phases:
+                raise ValueError(f"init = 'observer' needs hidden ({self.hidden}) to be a multiple of "
+                                 f"init_phases ({self.init_phases})")
+            if not self.hidden_bias:
+                raise ValueError("init = 'observer' needs hidden_bias = true (the templates set each neuron's bias)")
+        return self
+
+
+class TrainConfig(Section):
+    """Adam on the NLL of log-softmax of the readout, or on the per-step KL to the ideal observer."""
+
+    epochs: int = field(10, "passes over the training set", "epochs", ge=1)
+    batch_size: int = field(64, "samples per batch", "samples", ge=1)
+    train_batches: int = field(64, "batches per epoch", "batches", ge=1)
+    test_batches: int = field(32, "batches in the test set", "batches", ge=1)
+    lr: float = field(0.01, "Adam learning rate", "1", gt=0)
+    lr_schedule: Literal["constant", "cosine"] = field("constant", "cosine: decays to 0 at the end of each stage")
+    fresh_data: bool = field(False, "draw new training data every epoch")
+    readout_only_epochs: int = field(
+        0, "epochs (of `epochs`) that first train only the readout, the hidden layer fixed; then a new Adam and "
+        "schedule train everything. Lets a random readout settle before its gradients reach an "
+        "observer-initialised hidden layer", "epochs", ge=0)
+    target: Literal["labels", "observer"] = field(
+        "labels", "labels: NLL of each sample's IPD bin; observer: each step's readout h_t @ W2 matches the ideal "
+        "observer's evidence from that step (KL per step; needs readout = 'sum'). The membrane baseline always "
+        "trains on labels")
+    class_loss_weight: float = field(
+        0.0, "weight of the class NLL (fine bins summed per class) added to the fine-bin NLL; only matters when "
+        "bins_per_class > 1", "1", ge=0)
+    rate_reg: float = field(0.0, "weight of the hidden firing-rate penalty", "1", ge=0)
+    target_rate_hz: float = field(10.0, "hidden firing rate the penalty pulls towards", "Hz", ge=0)
+    models: int = field(1, "independent models trained at once (seeds seed..seed+models-1)", "models", ge=1)
+    membrane_only: bool = field(True, "also train the membrane-only baseline")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.readout_only_epochs > self.epochs:
+            raise ValueError(f"readout_only_epochs ({self.readout_only_epochs}) must be at most epochs ({self.epochs})")
+        return self
+
+
+class EvalConfig(Section):
+    """What is evaluated besides the trained models."""
+
+    ideal_observer: bool = field(True, "evaluate the Bayesian ideal observer on the same test set")
+
+
+class PlotConfig(Section):
+    """Figures of the report."""
+
+    th_percent: float = field(25.0, "W1.W2 threshold: top/bottom percent -> +1/-1", "%", ge=0, le=50)
+    examples: int = field(8, "example stimuli drawn as rasters", "stimuli", ge=1, le=32)
+
+
+class RunConfig(Section):
+    """Everything a run needs; saved as ``config.toml`` in the run folder."""
+
+    description: str = field("", "free text, shown in the report")
+    seed: int = field(0, "seed of every random draw of the run (an integer label, no unit)", ge=0)
+    device: Literal["auto", "cpu", "cuda"] = field("auto", "auto: cuda when available")
+    stimulus: StimulusConfig = StimulusConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    plot: PlotConfig = PlotConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        if self.train.target == "observer" and self.model.readout != "sum":
+            raise ValueError(f"train.target = 'observer' needs model.readout = 'sum' (got {self.model.readout!r}): "
+                             "the per-step scores it trains must add up to the class scores")
+        return self
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.model_dump())
+
+
+SECTIONS: dict[str, type[Section]] = {"stimulus": StimulusConfig, "model": ModelConfig, "train": TrainConfig,
+                                      "eval": EvalConfig, "plot": PlotConfig}

@@ -1,0 +1,95 @@
+"""The spiking network of the notebook, as a stack of K independent copies that train in one pass.
+
+    x (B, T, I) spikes  --W1, b1-->  LIF hidden layer (H neurons)  --W2-->  readout  -->  scores (K, B, C)
+
+Each of the K models trains exactly as it would alone: Adam is element-wise and the loss is a sum
+of per-model losses. The model owns its loss (:meth:`SpikingNetwork.loss`): the NLL of the true IPD
+bin, or with ``train.target = "observer"`` the KL per step to the ideal observer's evidence.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config.schema import ModelConfig, StimulusConfig, TrainConfig
+from ..kernels.dispatch import lif
+from ..neurons.lif import LIFParams
+from . import init, losses
+from .protocol import Output
+from .readout import Readout
+from .stack import StackedModel, as_input, project, register_time_constant
+
+
+class SpikingNetwork(StackedModel):
+    """Inputs -> ``hidden`` LIF neurons -> readout into ``num_classes * bins_per_class`` output bins.
+
+    Parameters, all with a leading K: ``W1`` ``(K, I, H)``, ``b1`` ``(K, H)`` (only with ``hidden_bias``),
+    ``log_tau_hidden`` ``(K, H)`` (log seconds; a parameter with ``learn_tau``, else a buffer), ``W2``
+    ``(K, H, C)`` and, for readouts with output neurons, ``readout.log_tau_out`` ``(K, C)``.
+    """
+
+    kind = "spiking"
+
+    def __init__(self, stim: StimulusConfig, cfg: ModelConfig, models: int = 1, device=None):
+        super().__init__(stim, cfg, models, device)
+        self.bins = stim.num_classes * cfg.bins_per_class
+        self.W1 = nn.Parameter(torch.zeros(models, stim.inputs, cfg.hidden, device=device))
+        self.W2 = nn.Parameter(torch.zeros(models, cfg.hidden, self.bins, device=device))
+        self.b1 = nn.Parameter(torch.zeros(models, cfg.hidden, device=device)) if cfg.hidden_bias else None
+        register_time_constant(self, "log_tau_hidden", (models, cfg.hidden), cfg.tau_hidden_ms, cfg.learn_tau, device)
+        self.readout = Readout(stim, cfg, cfg.readout, models, self.bins, device)
+
+    def reset_parameters(self, generators: list[torch.Generator]) -> None:
+        """Draw ``W1`` and ``W2`` as ``model.init`` says, model k from ``generators[k]`` (the bias stays 0)."""
+        with torch.no_grad():
+            self.W1.copy_(init.uniform(self.W1.shape[1:], init.bound(self.cfg, self.stim.inputs), generators))
+            self.W2.copy_(init.uniform(self.W2.shape[1:], init.bound(self.cfg, self.cfg.hidden), generators))
+
+    def calibrate(self, generators: list[torch.Generator]) -> None:
+        """The data-dependent initialisation: with ``model.init = "observer"``, the hidden layer becomes the
+        ideal observer's templates, calibrated on stimuli drawn from ``generators``."""
+        if self.cfg.init == "observer":
+            init.observer_templates_(self, generators)
+
+    def hidden_params(self) -> LIFParams:
+        """The hidden layer's :class:`~spikeloc.neurons.lif.LIFParams` (threshold 1, reset to 0)."""
+        alpha = torch.exp(-self.stim.dt / self.log_tau_hidden.exp())  # (K, H)
+        return LIFParams(alpha, self.cfg.update_rule, self.cfg.reset, surrogate_slope=self.cfg.surrogate_slope)
+
+    def forward(self, x: torch.Tensor, train_hidden: bool = True) -> Output:
+        """Scores ``(K, B, C)`` and hidden spikes ``(K, B, T, H)`` for input spikes ``x`` ``(B, T, I)`` (shared by
+        the stack) or ``(K, B, T, I)``, of any dtype. ``train_hidden=False``: no gradient reaches W1, b1, tau."""
+        with torch.set_grad_enabled(train_hidden and torch.is_grad_enabled()):
+            current = project(as_input(x, self.W1), self.W1)  # (K, B, T, H)
+            if self.b1 is not None:
+                current = current + self.b1[:, None, None, :]  # (K, 1, 1, H): constant in batch and time
+            spikes = lif(current, self.hidden_params(), self.cfg.engine)
+        return Output(self.readout(spikes, self.W2), spikes)
+
+    def step_scores(self, spikes: torch.Tensor) -> torch.Tensor:
+        """Each step's scores ``spikes[t] @ W2``, ``(K, B, T, C)``: with ``readout = "sum"`` the class scores are
+        their sum over steps."""
+        return spikes @ self.W2[:, None]  # (K, 1, H, C) broadcast over the batch
+
+    def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig, train_hidden: bool = True) -> torch.Tensor:
+        """Per-model loss ``(K,)``: the target's loss (labels or the observer) plus the firing-rate penalty."""
+        out = self(x, train_hidden)
+        if train.target == "observer":
+            per_model = losses.step_kl(self.step_scores(out.spikes), losses.observer_evidence(self.stim, x, self.bins))
+        else:
+            per_model = losses.label_nll(out.scores, ipd, self.stim, train.class_loss_weight)
+        if train.rate_reg > 0:
+            per_model = per_model + train.rate_reg * losses.rate_penalty(out.spikes, self.stim.dt, train.target_rate_hz)
+        return per_model
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        readout = set(self.readout.parameters()) | {self.W2}
+        return {"hidden": [p for p in self.parameters() if p not in readout],
+                "readout": [p for p in self.parameters() if p in readout]}
+
+    def uniform_guess_loss(self, train: TrainConfig) -> float | None:
+        """None with the observer target: a KL to the observer has no uniform-guess level of its own."""
+        if train.target == "observer":
+            return None
+        return losses.uniform_guess(self.stim.num_classes, self.cfg.bins_per_class, train.class_loss_weight)

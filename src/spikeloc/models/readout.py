@@ -1,0 +1,77 @@
+"""The output layer: from the currents a weight matrix makes of its input spikes to class scores.
+
+``readout`` (``model.readout``) is chosen once, at construction:
+
+| readout | scores | output neurons |
+|---|---|---|
+| ``mean``, ``max``, ``last`` | time mean, maximum or last value of the membrane trace | leaky integrators |
+| ``count`` | spike count | LIF neurons (the hidden layer's update rule and reset) |
+| ``rate``, ``sum`` | ``W``-weighted input rate (spikes / T) or count | none: linear in the input spikes |
+
+``rate`` is a leak-free integrator read at the end, divided by the steps; ``sum`` drops the division,
+so the scores are the sum over steps of each step's ``x[t] @ W`` (what ``train.target = "observer"``
+trains step by step).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config.schema import ModelConfig, StimulusConfig
+from ..kernels.dispatch import li, li_mean, lif
+from ..neurons.li import LIParams
+from ..neurons.lif import LIFParams
+from .stack import project, register_time_constant
+
+
+def _mean(layer: Readout, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    return li_mean(project(x, W), layer.li_params(), layer.cfg.engine)
+
+
+def _max(layer: Readout, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    return li(project(x, W), layer.li_params(), layer.cfg.engine).amax(-2)
+
+
+def _last(layer: Readout, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    return li(project(x, W), layer.li_params(), layer.cfg.engine)[:, :, -1]
+
+
+def _count(layer: Readout, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    cfg = layer.cfg
+    params = LIFParams(layer.alpha(), cfg.update_rule, cfg.reset, surrogate_slope=cfg.surrogate_slope)
+    return lif(project(x, W), params, cfg.engine).sum(-2)
+
+
+def _rate(layer: Readout, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    return torch.bmm(x.mean(-2), W)  # reduce over time first: linear in the spikes
+
+
+def _sum(layer: Readout, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    return torch.bmm(x.sum(-2), W)
+
+
+READOUTS = {"mean": _mean, "max": _max, "last": _last, "count": _count, "rate": _rate, "sum": _sum}
+WITH_NEURONS = {"mean", "max", "last", "count"}  # readouts that have output neurons and their time constants
+
+
+class Readout(nn.Module):
+    """``readout(x, W)``: scores ``(K, B, C)`` for spikes ``x`` ``(K, B, T, N)`` (or ``(B, T, N)``) and weights
+    ``W`` ``(K, N, C)``. With output neurons it holds their time constants, ``log_tau_out`` ``(K, C)`` (s)."""
+
+    def __init__(self, stim: StimulusConfig, cfg: ModelConfig, readout: str, models: int, bins: int, device=None):
+        super().__init__()
+        self.dt, self.cfg, self.readout = stim.dt, cfg, readout
+        self._scores = READOUTS[readout]
+        if readout in WITH_NEURONS:
+            register_time_constant(self, "log_tau_out", (models, bins), cfg.tau_out_ms, cfg.learn_tau, device)
+
+    def alpha(self) -> torch.Tensor:
+        """Decay per step of the output neurons, ``exp(-dt / tau)``, ``(K, C)``."""
+        return torch.exp(-self.dt / self.log_tau_out.exp())
+
+    def li_params(self) -> LIParams:
+        return LIParams(self.alpha(), self.cfg.update_rule)
+
+    def forward(self, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+        return self._scores(self, x, W)

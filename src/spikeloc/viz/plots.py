@@ -1,0 +1,280 @@
+"""Figures of a run: example stimuli, training loss, IPD errors and trained weights.
+
+Every plotting function returns a :class:`matplotlib.figure.Figure` built without pyplot, so
+nothing depends on the interactive backend and no figure is kept alive by global state;
+write it with :func:`save`. Arrays may be NumPy arrays or (CPU or GPU) torch tensors.
+
+The weight analysis follows the source notebook: hidden units are re-ordered by the
+weighted mean index of the inputs they listen to (:func:`reorder_hidden`), and the product
+``W1 @ W2`` is shown thresholded to three levels (:func:`threshold_product`).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from ..config.schema import StimulusConfig
+from ..task.stimulus import Dataset, phase_delays
+from ..runs.folder import write_atomic
+from ..training.loop import Epoch
+
+DPI = 150
+WEAK_UNIT = 0.5  # notebook: hidden units whose largest |w1| is below this are sorted last
+WEIGHT_CMAP = "RdBu_r"  # diverging, white at 0 once the limits are symmetric
+EAR_LINE = {"color": "tab:green", "linewidth": 1.2}  # visible on grey rasters and red/blue maps
+
+
+def png(fig: Figure, dpi: int = DPI) -> bytes:
+    """``fig`` as PNG bytes; the figure is released (not registered with pyplot: clearing frees every artist)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
+    fig.clear()
+    return buf.getvalue()
+
+
+def save(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
+    """Write ``fig`` as PNG (creating the folder, atomically) and release it; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, png(fig, dpi))
+
+
+# ---------------------------------------------------------------- helpers
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _grid(n: int, max_cols: int) -> tuple[int, int]:
+    cols = min(n, max_cols)
+    return math.ceil(n / cols), cols
+
+
+def _image(ax, matrix: np.ndarray, title: str, xlabel: str, ylabel: str, cbar_label: str,
+           extent=None, **imshow_kw):
+    """The notebook's ``imshow`` (origin lower, nearest, auto aspect) with labels and a colour bar."""
+    im = ax.imshow(matrix, origin="lower", interpolation="nearest", aspect="auto", extent=extent, **imshow_kw)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return ax.figure.colorbar(im, ax=ax, label=cbar_label)
+
+
+def _weight_image(ax, matrix: np.ndarray, title: str, xlabel: str, ylabel: str, cbar_label: str = "Weight"):
+    """Weights on a diverging map with limits symmetric about 0, so 0 is always white."""
+    vmax = float(np.abs(matrix).max()) or 1.0
+    return _image(ax, matrix, title, xlabel, ylabel, cbar_label, cmap=WEIGHT_CMAP, vmin=-vmax, vmax=vmax)
+
+
+def _ear_axis(ax, inputs: int) -> None:
+    """Label the input-fibre axis by ear (left ear first) and draw the boundary between ears."""
+    half = inputs / 2
+    ax.axhline(half - 0.5, **EAR_LINE)
+    ax.set_yticks([half / 2 - 0.5, 1.5 * half - 0.5], ["left ear", "right ear"], rotation=90, va="center")
+    ax.tick_params(axis="y", length=0)
+
+
+# ---------------------------------------------------------------- stimuli and training
+
+def stimulus_examples(data: Dataset, cfg: StimulusConfig, n: int = 8) -> Figure:
+    """Spike rasters of the first ``n`` stimuli of ``data``, each titled with its true IPD."""
+    n = min(n, len(data))
+    spikes, ipd_deg = _np(data.spikes[:n]), np.degrees(_np(data.ipd[:n]))
+    rows, cols = _grid(n, 4)
+    fig = Figure(figsize=(2.6 * cols + 0.6, 2.3 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    duration_ms = cfg.steps * cfg.dt * 1e3
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.set_visible(False)
+            continue
+        # extent puts time in ms on x and keeps one row per fibre on y
+        ax.imshow(spikes[i].T, origin="lower", interpolation="nearest", aspect="auto", cmap="gray_r",
+                  extent=(0, duration_ms, -0.5, spikes.shape[2] - 0.5))
+        _ear_axis(ax, spikes.shape[2])
+        ax.set_title(f"True IPD = {ipd_deg[i]:.0f}°")
+    for ax in axes[-1]:
+        ax.set_xlabel("Time (ms)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Input fibre")
+    fig.suptitle(f"Example stimuli ({cfg.anf_per_ear} fibres per ear; black = spike)")
+    return fig
+
+
+def loss_curves(histories: dict[str, list[Epoch]], chance: dict[str, float] | None = None,
+                readout_only_epochs: int = 0) -> Figure:
+    """Training loss per epoch of each named model kind; a stack's models thin, their mean thick.
+
+    ``chance`` maps a kind to its loss for a uniform guess, drawn dashed in the kind's colour (the
+    kinds' losses can differ: fine bins and the class term), or in grey where kinds share it. With ``readout_only_epochs`` the end of the
+    readout-only stage is marked.
+    """
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.subplots()
+    colours = iter(["tab:blue", "tab:red", "tab:green", "tab:purple", "tab:brown"])
+    levels: dict[float, list[tuple[str, str]]] = {}
+    for name, history in histories.items():
+        if not history:
+            continue
+        colour = next(colours)
+        epochs = [row.epoch for row in history]
+        per_model = np.array([row.loss_per_model for row in history])  # (epochs, models)
+        k = per_model.shape[1]
+        if k > 1:
+            ax.plot(epochs, per_model, color=colour, linewidth=0.8, alpha=0.35)
+        label = f"{name} (mean of {k} models)" if k > 1 else name
+        ax.plot(epochs, [row.loss for row in history], color=colour, linewidth=2.2, marker="o",
+                markersize=3, label=label)
+        if chance and name in chance:
+            levels.setdefault(round(chance[name], 9), []).append((name, colour))
+    for value, kinds in levels.items():  # kinds with the same loss share one grey line
+        name, colour = kinds[0] if len(kinds) == 1 else ("", "grey")
+        ax.axhline(value, color=colour, linestyle="--", linewidth=1,
+                   label=f"{name + ': ' if name else ''}uniform guess, {value:.2f}")
+    if readout_only_epochs:
+        ax.axvline(readout_only_epochs + 0.5, color="grey", linestyle=":", linewidth=1.2,
+                   label=f"readout only until epoch {readout_only_epochs}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(title="Training loss", xlabel="Epoch", ylabel="Loss (nats)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    return fig
+
+
+# ---------------------------------------------------------------- errors
+
+def ipd_errors(ipd_true_deg, ipd_est_deg, confusion, cfg: StimulusConfig, title: str) -> Figure:
+    """Histogram of true and estimated IPDs, and the confusion matrix (columns: true class)."""
+    ipd_true_deg, ipd_est_deg = _np(ipd_true_deg), _np(ipd_est_deg)
+    lo, hi = cfg.ipd_min_deg, cfg.ipd_max_deg
+    edges = np.linspace(lo, hi, cfg.num_classes + 1)
+    ticks = MaxNLocator(nbins=7, steps=[1, 1.5, 3, 5, 10])
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    hist_ax, conf_ax = fig.subplots(1, 2)
+
+    mae = float(np.mean(np.abs(ipd_true_deg - ipd_est_deg)))
+    counts, _, _ = hist_ax.hist([ipd_true_deg, ipd_est_deg], bins=edges, label=["True", "Estimated"],
+                                color=["tab:grey", "tab:blue"])
+    # headroom above the tallest bar keeps the legend off the bars
+    hist_ax.set(title=f"True vs estimated IPD (MAE {mae:.1f}°)", xlabel="IPD (deg)", ylabel="Samples",
+                xlim=(lo, hi), ylim=(0, 1.2 * max(np.max(counts), 1)))
+    hist_ax.xaxis.set_major_locator(ticks)
+    hist_ax.legend(loc="upper center", ncols=2)
+
+    _image(conf_ax, _np(confusion), "Confusion matrix (normalised per true IPD)", "True IPD (deg)",
+           "Estimated IPD (deg)", "Fraction of true class", extent=(lo, hi, lo, hi), vmin=0, vmax=1)
+    conf_ax.xaxis.set_major_locator(ticks)
+    conf_ax.yaxis.set_major_locator(ticks)
+    fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------- weights
+
+def _hidden_order(W1: np.ndarray) -> np.ndarray:
+    """The notebook's order: weighted mean input index per hidden unit, weak units last."""
+    A = np.arange(W1.shape[0])[:, None]
+    weighted_mean = np.mean(A * W1, axis=0)
+    weighted_mean[np.max(np.abs(W1), axis=0) < WEAK_UNIT] = np.inf
+    return np.argsort(weighted_mean)
+
+
+def reorder_hidden(W1, W2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Re-order hidden units as the notebook does: returns ``(W1[:, I], W2[I, :], I)``."""
+    W1, W2 = _np(W1), _np(W2)
+    order = _hidden_order(W1)
+    return W1[:, order], W2[order, :], order
+
+
+def threshold_product(product, th_percent: float) -> np.ndarray:
+    """Top ``th_percent`` % of entries -> +1, bottom ``th_percent`` % -> -1, the rest 0 (notebook rule).
+
+    Comparisons are strict, so ``th_percent=0`` gives all zeros and ``50`` gives +-1 everywhere
+    except entries equal to the median.
+    """
+    product = _np(product)
+    top = product > np.percentile(product, 100 - th_percent)
+    bottom = product < np.percentile(product, th_percent)
+    return top.astype(float) - bottom.astype(float)
+
+
+def weights(W1, W2, th_percent: float) -> Figure:
+    """Re-ordered ``W1`` and ``W2``, their product ``W1 W2``, and the product thresholded.
+
+    The dashed line separates the hidden units with max |w1| >= 0.5 from the weak ones,
+    which the re-ordering puts last.
+    """
+    W1, W2, _ = reorder_hidden(W1, W2)
+    product = W1 @ W2
+    strong = int((np.max(np.abs(W1), axis=0) >= WEAK_UNIT).sum())
+    fig = Figure(figsize=(12, 8.5), layout="constrained")
+    (ax1, ax2), (ax3, ax4) = fig.subplots(2, 2)
+    hidden = "Hidden unit (re-ordered)"
+    _weight_image(ax1, W1, "$W_1$", hidden, "Input fibre")
+    _weight_image(ax2, W2, "$W_2$", "Output unit", hidden)
+    _weight_image(ax3, product, "$W_1 W_2$", "Output unit", "Input fibre", "Weight product")
+
+    levels = ListedColormap(["tab:blue", "white", "tab:red"])
+    three_levels = BoundaryNorm([-1.5, -0.5, 0.5, 1.5], levels.N)
+    cbar = _image(ax4, threshold_product(product, th_percent),
+                  f"$W_1 W_2$ thresholded (top/bottom {th_percent:g} %)", "Output unit", "Input fibre",
+                  "Level (+1: top, −1: bottom)", cmap=levels, norm=three_levels)
+    cbar.set_ticks([-1, 0, 1], labels=["−1", "0", "+1"])
+
+    for ax in (ax1, ax3, ax4):
+        _ear_axis(ax, W1.shape[0])
+    if 0 < strong < W1.shape[1]:
+        ax1.axvline(strong - 0.5, color="k", linestyle="--", linewidth=1)
+        ax2.axhline(strong - 0.5, color="k", linestyle="--", linewidth=1)
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(f"Trained weights ({strong} of {W1.shape[1]} hidden units "
+                 f"with max |$w_1$| ≥ {WEAK_UNIT})")
+    return fig
+
+
+def _units_to_show(W1: np.ndarray, max_units: int) -> np.ndarray:
+    """Positions (in re-ordered order) of strong units; topped up with the largest-weight weak ones."""
+    peak = np.max(np.abs(W1), axis=0)
+    strong = np.flatnonzero(peak > WEAK_UNIT)
+    weak = np.setdiff1d(np.arange(W1.shape[1]), strong)
+    weak = weak[np.argsort(-peak[weak], kind="stable")]
+    return np.concatenate([strong, weak])[:max_units]
+
+
+def hidden_unit_weights(W1, cfg: StimulusConfig, max_units: int = 15) -> Figure:
+    """Left- and right-ear ``W1`` weights of up to ``max_units`` hidden units against phase delay.
+
+    Units are numbered by their position in the re-ordered ``W1`` of :func:`weights`.
+    """
+    W1 = _np(W1)
+    if W1.shape[0] != cfg.inputs:
+        raise ValueError(f"W1 has {W1.shape[0]} inputs but the stimulus has {cfg.inputs}")
+    W1 = W1[:, _hidden_order(W1)]
+    units = _units_to_show(W1, max_units)
+    delay_deg = np.degrees(_np(phase_delays(cfg)))
+    rows, cols = _grid(len(units), 5)
+    fig = Figure(figsize=(2.6 * cols + 0.8, 2.0 * rows + 1.0), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    half = cfg.anf_per_ear
+    for ax, j in zip(axes.flat, units, strict=False):  # spare axes are hidden below
+        ax.axhline(0, color="grey", linewidth=0.6)
+        ax.plot(delay_deg, W1[:half, j], color="tab:blue", label="Left ear")
+        ax.plot(delay_deg, W1[half:, j], color="tab:red", label="Right ear")
+        weak = " (weak)" if np.abs(W1[:, j]).max() <= WEAK_UNIT else ""
+        ax.set_title(f"Unit {j}{weak}", fontsize="medium")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 1.5, 3, 5, 10]))
+    for ax in axes.flat[len(units):]:
+        ax.set_visible(False)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper right", ncols=2)
+    fig.supxlabel("Fibre phase delay (deg)")
+    fig.supylabel("$W_1$ weight")
+    fig.suptitle("Individual $W_1$ weights of hidden units (re-ordered numbering)")
+    return fig

@@ -1,0 +1,170 @@
+"""The command line end to end on the seconds-long `tiny` preset, and every bad input it must refuse."""
+
+import contextlib
+import io
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import spikeloc
+from spikeloc.cli import main
+from spikeloc.evaluation import evaluate
+from spikeloc.runs.pipeline import datasets
+
+FIGURES = {"stimulus_examples", "training_loss", "weights", "hidden_unit_weights",
+           "spiking_model_train_set", "spiking_model_test_set", "membrane_model_train_set", "membrane_model_test_set"}
+COMMANDS = ["train", "evaluate", "report", "config", "presets", "bound"]
+
+
+def run_cli(*args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return e.value.code or 0, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny run, trained once for the module, and what the CLI printed (capsys is per test)."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        main(["train", "--preset", "tiny", "--out", str(out), "--quiet", "--seed", "3"])
+    return out, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run_dir(trained):
+    return trained[0]
+
+
+def test_train_writes_every_file(run_dir):
+    for name in ("config.toml", "metrics.json", "history.csv", "weights.safetensors", "report.html"):
+        path = run_dir / name
+        assert path.stat().st_size > 0 and path.stat().st_mode & 0o777 == 0o644, name
+    assert {p.stem for p in (run_dir / "figures").glob("*.png")} == FIGURES
+    assert "seed = 3" in (run_dir / "config.toml").read_text()
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 2 * 2  # header + 2 epochs x 2 models
+    assert not list(run_dir.glob(".*"))  # no temporary file left behind
+
+
+def test_metrics_are_those_of_the_saved_models_on_the_runs_test_set(run_dir):
+    """metrics.json is what the saved weights score on the test set drawn again from the seed."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"spiking", "membrane"} and metrics["seeds"] == [3]
+    assert metrics["test_samples"] == 16 * 2 and metrics["chance"] == pytest.approx(1 / 12)
+    run = spikeloc.load_run(run_dir)
+    test = datasets(run.config, run.device)["test"]
+    for kind in ("spiking", "membrane"):
+        again = evaluate(run.models[kind], test, run.config.stimulus)[0]
+        saved = metrics["models"][kind]["test"]
+        assert saved["accuracy"]["values"] == [again.accuracy]
+        assert saved["mae_deg"]["mean"] == pytest.approx(again.mae_deg)
+    assert metrics["ideal_observer"]["test"]["accuracy"]["mean"] > 0.6  # far above chance, even at 16 fibres
+    assert set(metrics["seconds"]) == {"data", "train_spiking", "train_membrane", "evaluate", "ideal_observer"}
+
+
+def test_train_prints_the_table_and_the_paths(trained):
+    run_dir, printed = trained
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    accuracy = 100 * metrics["models"]["spiking"]["test"]["accuracy"]["mean"]
+    assert re.search(rf"^spiking test\s+{accuracy:.1f} %", printed, re.M)
+    assert "ideal observer test" in printed and f"run folder: {run_dir}" in printed
+
+
+def test_report_embeds_every_figure(run_dir, capsys):
+    html = (run_dir / "report.html").read_text()
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) == len(FIGURES)
+    code, out, _ = run_cli("report", str(run_dir), capsys=capsys)
+    assert code == 0 and "report.html" in out
+    assert (run_dir / "report.html").read_text().count("<img") == len(FIGURES)
+
+
+def test_rerun_from_saved_config_is_exact(run_dir, tmp_path):
+    again = tmp_path / "again"
+    main(["train", "--config", str(run_dir / "config.toml"), "--preset", "tiny", "--out", str(again), "--quiet"])
+    a = json.loads((run_dir / "metrics.json").read_text())["models"]
+    b = json.loads((again / "metrics.json").read_text())["models"]
+    assert a == b
+    assert (again / "weights.safetensors").read_bytes() == (run_dir / "weights.safetensors").read_bytes()
+
+
+def test_evaluate_prints_metrics(run_dir, capsys):
+    code, out, _ = run_cli("evaluate", str(run_dir), "--json", "--samples", "64", capsys=capsys)
+    metrics = json.loads(out)
+    assert code == 0 and metrics["test_samples"] == 64 and metrics["test_seed"] == 4
+    assert 0 <= metrics["models"]["spiking"]["test"]["accuracy"]["mean"] <= 1
+    code, out, _ = run_cli("evaluate", str(run_dir), "--samples", "64", capsys=capsys)
+    assert code == 0 and re.search(r"^spiking test\s+[\d.]+ %", out, re.M)
+
+
+def test_load_run_predicts_class_indices(run_dir):
+    run = spikeloc.load_run(run_dir)
+    stim = run.config.stimulus
+    spikes = (np.random.default_rng(0).random((5, stim.steps, stim.inputs)) < 0.2).astype(np.uint8)
+    pred = run.predict(spikes)
+    assert pred.shape == (5,) and pred.dtype == np.int64 and ((0 <= pred) & (pred < stim.num_classes)).all()
+    assert np.array_equal(pred, run.predict(torch.from_numpy(spikes)))
+    assert np.allclose(run.predict_proba(spikes).sum(1), 1)
+
+
+def test_existing_run_is_never_overwritten(run_dir, capsys):
+    before = (run_dir / "weights.safetensors").read_bytes()
+    code, _, err = run_cli("train", "--preset", "tiny", "--out", str(run_dir), "--quiet", capsys=capsys)
+    assert code == 2 and "already holds a run" in err
+    assert (run_dir / "weights.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--preset", "nope"], "unknown preset 'nope'; allowed:"),
+    (["train", "--set", "model.hiden=3"], "unknown config key 'model.hiden' (did you mean model.hidden"),
+    (["train", "--set", "tau=5"], "did you mean model.tau_hidden_ms"),
+    (["train", "--set", "stimulus.dt=-0.001"], "stimulus.dt"),
+    (["train", "--set", "model.hidden=0"], "model.hidden"),
+    (["train", "--set", "plot.th_percent=75"], "plot.th_percent"),
+    (["train", "--config", "/no/such/file.toml"], "config file not found: /no/such/file.toml"),
+    (["train", "--bogus"], "No such option"),
+    (["evaluate", "/no/such/run"], "run folder not found"),
+    (["report", "/no/such/run"], "run folder not found"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, needle, capsys):
+    code, out, err = run_cli(*args, capsys=capsys)
+    assert code == 2 and needle in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_run_folder_without_weights(run_dir, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.toml").write_text((run_dir / "config.toml").read_text())
+    code, _, err = run_cli("evaluate", str(broken), capsys=capsys)
+    assert code == 2 and "weights.safetensors is missing" in err
+    (broken / "weights.safetensors").write_bytes(b"not a safetensors file")
+    code, _, err = run_cli("evaluate", str(broken), capsys=capsys)
+    assert code == 2 and "cannot read" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
+def test_every_command_has_help(command):
+    res = subprocess.run([sys.executable, "-m", "spikeloc", *command, "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "Usage:" in res.stdout
+    if not command:  # the group's help lists every command
+        assert all(re.search(rf"^\s+{c}\s", res.stdout, re.M) for c in COMMANDS)
+
+
+def test_presets_lists_descriptions(capsys):
+    code, out, _ = run_cli("presets", capsys=capsys)
+    assert code == 0 and re.search(r"^tutorial\s+The source notebook", out, re.M)
+    assert len(out.splitlines()) == len(spikeloc.preset_names())
+
+
+def test_config_prints_what_train_would_run(capsys):
+    code, out, _ = run_cli("config", "--preset", "best", "--set", "hidden=64", "--set", "init_phases=8", capsys=capsys)
+    assert code == 0 and spikeloc.config.config_from_toml_text(out, "stdout").model.hidden == 64

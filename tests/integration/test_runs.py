@@ -1,0 +1,80 @@
+"""The library's run API: train, save, load (this release's folders and release 0.1.0's), predict."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import DATA
+
+import spikeloc
+from spikeloc.errors import SpikelocError
+from spikeloc.runs.folder import history_csv, read_history
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    cfg = spikeloc.load_config("tiny", models=2, hidden_bias=True, learn_tau=True, readout="count", seed=1)
+    run = spikeloc.train(cfg, progress=False)
+    out = spikeloc.save(run, tmp_path_factory.mktemp("runs") / "api")
+    return run, out
+
+
+def test_results_read_as_attributes(trained):
+    run, _ = trained
+    test = run.metrics.test
+    assert test.accuracy.values == tuple(r.accuracy for r in run.results["spiking"]["test"])
+    assert len(test.accuracy.values) == 2 and test.accuracy.min <= test.accuracy.mean <= test.accuracy.max
+    assert run.metrics.ideal_observer.test.accuracy.mean > run.metrics.chance
+    assert run.metrics.kinds["membrane"].train.mae_deg.mean > 0
+
+
+def test_loaded_weights_are_the_trained_ones(trained):
+    run, out = trained
+    loaded = spikeloc.load_run(out)
+    for kind in ("spiking", "membrane"):
+        trained_state, loaded_state = run.models[kind].state_dict(), loaded.models[kind].state_dict()
+        assert trained_state.keys() == loaded_state.keys()
+        assert all(torch.equal(trained_state[k], loaded_state[k]) for k in trained_state), kind
+    assert loaded.config == run.config and loaded.metrics == run.metrics and loaded.history == run.history
+
+
+def test_history_csv_round_trips(trained):
+    run, out = trained
+    assert read_history(history_csv(run.history).decode()) == run.history
+    assert read_history((out / "history.csv").read_text()) == run.history
+    assert [e.epoch for e in run.history["spiking"]] == [1, 2] and len(run.history["spiking"][0].loss_per_model) == 2
+
+
+def test_predictions_of_a_loaded_run_are_the_trained_ones(trained):
+    run, out = trained
+    stim = run.config.stimulus
+    spikes = (np.random.default_rng(3).random((6, stim.steps, stim.inputs)) < 0.3).astype(np.uint8)
+    loaded = spikeloc.load_run(out)
+    for k in (0, 1):
+        np.testing.assert_array_equal(loaded.predict_proba(spikes, model=k), run.predict_proba(spikes, model=k))
+    with pytest.raises(SpikelocError, match=r"model 2 does not exist: this run has 2 \(0..1\)"):
+        run.predict(spikes, model=2)
+    with pytest.raises(SpikelocError, match="unknown model kind 'membrane-only'; this run has: spiking, membrane"):
+        run.predict(spikes, kind="membrane-only")
+    with pytest.raises(SpikelocError, match=r"spikes must have shape \(n, 100, 32\); got \(6, 100, 31\)"):
+        run.predict(spikes[:, :, 1:])
+
+
+def test_a_release_0_1_0_run_folder_still_loads(tmp_path):
+    """Written by spikeloc 0.1.0 (`beta` and `semantics` in its config, the bias as (K, 1, 1, H)); its
+    predictions recorded then are reproduced."""
+    folder = shutil.copytree(DATA / "run-0.1.0", tmp_path / "old")
+    assert "semantics = " in (folder / "config.toml").read_text()
+    run = spikeloc.load_run(folder)
+    assert run.config.model.update_rule == "standard" and run.models["spiking"].b1.shape == (2, 8)
+    expected = json.loads((folder / "expected.json").read_text())
+    stim = run.config.stimulus
+    x = (np.random.default_rng(7).random((16, stim.steps, stim.inputs)) < 0.25).astype(np.uint8)
+    for kind, key in (("spiking", "spiking_proba"), ("membrane", "membrane_proba")):
+        for k in (0, 1):
+            np.testing.assert_allclose(run.predict_proba(x, k, kind), expected[key][k], atol=2e-6)
+    assert run.metrics.test.accuracy.values == tuple(
+        json.loads((folder / "metrics.json").read_text())["models"]["spiking"]["test"]["accuracy"]["values"])
+    assert [e.epoch for e in run.history["membrane"]] == [1, 2]

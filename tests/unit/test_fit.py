@@ -1,0 +1,146 @@
+import math
+
+import pytest
+import torch
+
+from spikeloc.config import load_config
+from spikeloc.models import build_models
+from spikeloc.models.losses import uniform_guess
+from spikeloc.task.bins import discretise
+from spikeloc.task.stimulus import random_ipd_input_signal
+from spikeloc.training.loop import Stage, fit, stages
+
+
+def small_config(*overrides):
+    return load_config("tiny", overrides=["train.epochs=4", "train.train_batches=8", "train.batch_size=32",
+                                          "stimulus.anf_per_ear=30", "model.hidden=16", *overrides])
+
+
+def train_once(cfg, seeds, data_seed=0, model=None):
+    data = random_ipd_input_signal(cfg.train.batch_size * cfg.train.train_batches, cfg.stimulus,
+                                   torch.Generator().manual_seed(data_seed))
+    model = model or build_models(cfg.stimulus, cfg.model, seeds)
+    history = fit(model, cfg, data, torch.Generator().manual_seed(data_seed + 1), progress=False)
+    return model, history
+
+
+def test_training_lowers_the_loss():
+    cfg = small_config("train.epochs=6", "train.lr=0.02", "stimulus.offset=per_dataset")
+    _, history = train_once(cfg, [0])
+    assert history[-1].loss < history[0].loss - 0.2
+    assert [r.epoch for r in history] == list(range(1, 7))
+
+
+def test_same_seed_same_result():
+    cfg = small_config("train.fresh_data=true")
+    a, ha = train_once(cfg, [0])
+    b, hb = train_once(cfg, [0])
+    assert torch.equal(a.W1, b.W1) and ha[-1].loss == hb[-1].loss
+
+
+def test_vectorised_models_equal_training_each_alone():
+    cfg = small_config("train.epochs=2", "train.models=3")
+    stack, hs = train_once(cfg, [10, 11, 12])
+    for k, seed in enumerate([10, 11, 12]):
+        alone, ha = train_once(cfg, [seed])
+        torch.testing.assert_close(stack.W1[k], alone.W1[0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(stack.W2[k], alone.W2[0], rtol=1e-4, atol=1e-5)
+        assert abs(hs[-1].loss_per_model[k] - ha[-1].loss) < 1e-4
+
+
+def test_learned_time_constants_move():
+    cfg = small_config("model.learn_tau=true", "train.epochs=2")
+    model, _ = train_once(cfg, [0])
+    tau = model.log_tau_hidden.exp() * 1e3
+    assert not torch.allclose(tau, torch.full_like(tau, cfg.model.tau_hidden_ms))
+
+
+def hidden_rate_hz(model, cfg):
+    data = random_ipd_input_signal(256, cfg.stimulus, torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        return (model(data.spikes).spikes.mean() / cfg.stimulus.dt).item()
+
+
+def test_rate_penalty_pulls_the_firing_rate_to_its_target():
+    """Trained from the same start on the same data, the plain network fires at about 6 Hz, the penalised one
+    near its target of 150 Hz."""
+    cfg = small_config("train.epochs=3", "train.lr=0.02", "model.init=fan_in", "model.init_gain=2")
+    penalised = cfg.model_copy(update={"train": cfg.train.model_copy(update={"rate_reg": 5.0, "target_rate_hz": 150})})
+    plain_rate = hidden_rate_hz(train_once(cfg, [0])[0], cfg)
+    penalised_rate = hidden_rate_hz(train_once(penalised, [0])[0], cfg)
+    assert plain_rate < 15 and abs(penalised_rate - 150) < 20, (plain_rate, penalised_rate)
+
+
+def test_cosine_schedule_ends_near_zero():
+    cfg = small_config("train.lr_schedule=cosine", "train.epochs=2")
+    _, history = train_once(cfg, [0])
+    assert history[-1].lr < 1e-3 * cfg.train.lr
+
+
+def test_class_loss_adds_the_nll_of_the_summed_fine_bins():
+    cfg = small_config("model.bins_per_class=4", "train.class_loss_weight=0.5")
+    model = build_models(cfg.stimulus, cfg.model, [0])
+    data = random_ipd_input_signal(8, cfg.stimulus, torch.Generator().manual_seed(3))
+    loss = model.loss(data.spikes, data.ipd, cfg.train)[0]
+    logp = torch.log_softmax(model(data.spikes).scores[0], -1)
+    fine = -logp.gather(1, discretise(data.ipd, cfg.stimulus, 48)[:, None]).mean()
+    coarse = -logp.view(8, 12, 4).logsumexp(-1).gather(1, discretise(data.ipd, cfg.stimulus)[:, None]).mean()
+    torch.testing.assert_close(loss, fine + 0.5 * coarse)
+    fine_only = model.loss(data.spikes, data.ipd, cfg.train.model_copy(update={"class_loss_weight": 0.0}))[0]
+    torch.testing.assert_close(fine_only, fine)
+
+
+def test_stages():
+    assert stages(small_config().train, has_hidden=True) == [Stage(1, 4, True)]
+    two = small_config("train.readout_only_epochs=1").train
+    assert stages(two, has_hidden=True) == [Stage(1, 1, False), Stage(2, 3, True)]
+    assert stages(two, has_hidden=False) == [Stage(1, 4, True)]  # the membrane model has no hidden layer
+
+
+def test_readout_only_epochs_keep_the_hidden_layer_then_train_it():
+    cfg = small_config("model.hidden_bias=true", "model.learn_tau=true", "train.lr_schedule=cosine",
+                       "train.epochs=4", "train.readout_only_epochs=2")
+    start = build_models(cfg.stimulus, cfg.model, [0])
+    frozen, history = train_once(cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 2})}), [0])
+    for name in ("W1", "b1", "log_tau_hidden"):
+        assert torch.equal(getattr(frozen, name), getattr(start, name)), name
+        assert getattr(frozen, name).requires_grad  # never switched off
+    assert not torch.equal(frozen.W2, start.W2)
+    assert history[-1].lr < 0.01 * cfg.train.lr  # the readout stage's cosine ends at 0
+    trained, history = train_once(cfg, [0])
+    assert not torch.equal(trained.W1, start.W1) and not torch.equal(trained.b1, start.b1)
+    assert history[1].lr < history[2].lr  # the second stage starts its own schedule
+
+
+def test_a_fit_interrupted_in_the_readout_stage_leaves_nothing_frozen():
+    """Reproduced before the fix: a KeyboardInterrupt in the readout-only stage left W1 frozen for good."""
+    cfg = small_config("model.hidden_bias=true", "train.epochs=2", "train.readout_only_epochs=1")
+    model = build_models(cfg.stimulus, cfg.model, [0])
+    calls, loss = [0], model.loss
+
+    def interrupted(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+        return loss(*args, **kwargs)
+
+    model.loss = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        train_once(cfg, [0], model=model)
+    del model.loss
+    assert all(p.requires_grad for p in model.parameters())
+    W1 = model.W1.detach().clone()
+    train_once(cfg.model_copy(update={"train": cfg.train.model_copy(update={"readout_only_epochs": 0})}), [0],
+               model=model)
+    assert not torch.equal(model.W1, W1)  # the next fit trains the hidden layer
+
+
+def test_uniform_guess_is_the_loss_of_a_uniform_posterior(gen):
+    cfg = small_config("model.bins_per_class=5", "train.class_loss_weight=0.5")
+    model = build_models(cfg.stimulus, cfg.model, [0])
+    data = random_ipd_input_signal(64, cfg.stimulus, gen)
+    with torch.no_grad():
+        model.W2.zero_()  # every score 0: a uniform posterior over the fine bins
+    assert model.loss(data.spikes, data.ipd, cfg.train).item() == pytest.approx(model.uniform_guess_loss(cfg.train))
+    assert uniform_guess(12, 1, 0.5) == pytest.approx(math.log(12))
+    assert model.uniform_guess_loss(cfg.train.model_copy(update={"target": "observer"})) is None

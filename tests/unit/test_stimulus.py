@@ -1,0 +1,72 @@
+import math
+
+import numpy as np
+import torch
+
+from spikeloc.config import load_config
+from spikeloc.task.stimulus import input_signal, random_ipd_input_signal, spike_probability
+
+
+def notebook_probability(ipd, offset, cfg):
+    """The notebook's formula in float64 numpy, one offset per sample."""
+    t = np.arange(cfg.steps) * cfg.dt
+    phi = 2 * np.pi * (cfg.f * t[None, :] + offset[:, None])
+    delays = np.linspace(0, np.pi / 2, cfg.anf_per_ear)
+    left = phi[:, :, None] + delays[None, None, :]
+    theta = np.concatenate([left, left + ipd[:, None, None]], axis=2)
+    return cfg.rate_max * cfg.dt * (0.5 * (1 + np.sin(theta))) ** cfg.envelope_power
+
+
+def test_probability_is_the_notebook_formula(gen):
+    cfg = load_config("tutorial").stimulus
+    ipd = torch.rand(16, generator=gen) * math.pi - math.pi / 2
+    offset = torch.rand(16, generator=gen)
+    p = spike_probability(ipd, offset, cfg)
+    np.testing.assert_allclose(p.numpy(), notebook_probability(ipd.double().numpy(), offset.double().numpy(), cfg),
+                               atol=2e-6)
+
+
+def test_mean_rate_per_fibre(gen):
+    # with a uniform offset, E[(0.5 (1 + sin))^2] = 3/8, so the rate is rate_max * 3/8 = 225 Hz per fibre
+    cfg = load_config("default").stimulus
+    data = random_ipd_input_signal(2000, cfg, gen)
+    rate = data.spikes.double().mean(dim=(0, 1)) / cfg.dt
+    expected = cfg.rate_max * 3 / 8
+    se = math.sqrt(0.225 * 0.775 / (2000 * cfg.steps)) / cfg.dt  # binomial standard error (Hz)
+    assert torch.all((rate - expected).abs() < 5 * se * 3)  # steps within a sample are correlated: wider band
+
+
+def test_empirical_spike_probability_matches_formula(gen):
+    cfg = load_config("tutorial", overrides=["anf_per_ear=4"]).stimulus
+    n = 20000
+    ipd = torch.full((n,), 0.7)
+    offset = torch.full((n,), 0.3)
+    data = input_signal(ipd, cfg, gen, offset=offset)
+    empirical = data.spikes.double().mean(0)
+    p = spike_probability(ipd[:1], offset[:1], cfg)[0].double()
+    assert torch.all((empirical - p).abs() < 5 * torch.sqrt(p * (1 - p) / n) + 3 / n)  # 3/n: counts near p = 0
+
+
+def test_right_ear_is_left_ear_shifted_by_ipd(gen):
+    cfg = load_config("tutorial").stimulus
+    offset = torch.tensor([0.1])
+    delays = torch.linspace(0, math.pi / 2, cfg.anf_per_ear)
+    ipd = delays[7:8] - delays[0]  # right fibre 0 sees the phase of left fibre 7
+    p = spike_probability(ipd, offset, cfg)[0]
+    torch.testing.assert_close(p[:, cfg.anf_per_ear], p[:, 7], atol=1e-6, rtol=0)
+    p0 = spike_probability(torch.zeros(1), offset, cfg)[0]
+    torch.testing.assert_close(p0[:, :cfg.anf_per_ear], p0[:, cfg.anf_per_ear:])
+
+
+def test_offset_modes(gen):
+    cfg = load_config("tutorial").stimulus
+    assert random_ipd_input_signal(10, cfg, gen).offset.unique().numel() == 1
+    per_sample = cfg.model_copy(update={"offset": "per_sample"})
+    assert random_ipd_input_signal(10, per_sample, gen).offset.unique().numel() == 10
+
+
+def test_same_seed_same_spikes():
+    cfg = load_config("default").stimulus
+    a = random_ipd_input_signal(100, cfg, torch.Generator().manual_seed(5))
+    b = random_ipd_input_signal(100, cfg, torch.Generator().manual_seed(5))
+    assert torch.equal(a.spikes, b.spikes) and torch.equal(a.ipd, b.ipd)
