@@ -15,6 +15,7 @@ demo: setup
 	$(BIN)/spikeloc train --preset default --out runs/default-demo-$$(date +%Y%m%d-%H%M%S)
 
 test: setup
+	$(BIN)/ruff check src tests benchmarks experiments
 	$(BIN)/pytest -q
 
 test-slow: setup

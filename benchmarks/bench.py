@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "oracles"))
-import notebook_literal  # noqa: E402  (the notebook's loop, the oracle of the tests)
+import notebook_literal  # the notebook's loop, the oracle of the tests
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
@@ -215,6 +215,9 @@ def importer(module: str) -> Callable[[torch.device], None]:
     return lambda device: importlib.import_module(module)
 
 
+import_torch = importer("torch")
+
+
 def fused_backend(device: torch.device) -> None:
     """Import the fused kernel's backend for ``device`` (numba, triton), or say why there is none."""
     from spikeloc.kernels.dispatch import fused_lif_backend
@@ -227,7 +230,7 @@ def fused_backend(device: torch.device) -> None:
 @dataclass(frozen=True)
 class Case:
     build: Callable[[Problem, torch.device], Callable[[], None]]
-    prepare: Callable[[torch.device], None] = importer("torch")  # imports, before the memory baseline
+    prepare: Callable[[torch.device], None] = import_torch  # imports, before the memory baseline
     compiled: bool = False
     vectorised: bool = False  # also run with K models
 
@@ -338,7 +341,7 @@ def run_isolated(name: str, problem: Problem, device: str, timing: Timing) -> di
             return pool.submit(measure, name, problem, device, timing).result()
         except BrokenProcessPool:
             return {"skipped": "process died (out of memory?)"}
-        except Exception as e:  # noqa: BLE001 - a failing case is reported in the table, the others still run
+        except Exception as e:  # a failing case is reported in the table, the others still run
             return {"skipped": f"error: {type(e).__name__}: {e}"}
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "oracles"))
-from notebook_literal import init_weight_matrices, snn  # noqa: E402  (the notebook's loop, transcribed)
+from notebook_literal import init_weight_matrices, snn  # the notebook's loop, transcribed
 
 dtype = torch.float
 device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
@@ -112,7 +112,7 @@ def train(run, params, readout):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        print("Epoch %i: loss=%.5f" % (e + 1, np.mean(local_loss)))
+        print(f"Epoch {e + 1}: loss={np.mean(local_loss):.5f}")
     return ipds, spikes
 
 
@@ -124,7 +124,7 @@ def analyse(ipds, spikes, label, run):
         y_local = discretise(y_local)
         m = torch.sum(run(x_local), 1)
         _, am = torch.max(m, 1)
-        for i, j in zip(y_local.detach().cpu().numpy(), am.detach().cpu().numpy()):
+        for i, j in zip(y_local.detach().cpu().numpy(), am.detach().cpu().numpy(), strict=True):
             confusion[j, i] += 1
         ipd_true.append(y_local_orig.detach().cpu().numpy())
         ipd_est.append(continuise(am.detach().cpu().numpy()))
@@ -148,8 +148,8 @@ def threshold_weights(W1, W2, th_percent=25):
     A = np.arange(w1.shape[0])[:, None]
     weighted_mean = np.mean((A * w1), axis=0)
     weighted_mean[np.max(np.abs(w1), axis=0) < .5] = np.inf
-    I = np.argsort(weighted_mean)
-    w1_w2_raw = w1[:, I] @ w2[I, :]
+    order = np.argsort(weighted_mean)
+    w1_w2_raw = w1[:, order] @ w2[order, :]
     return (np.where(w1_w2_raw > np.percentile(w1_w2_raw, 100 - th_percent), 1.0, 0.0)
             + np.where(w1_w2_raw < np.percentile(w1_w2_raw, th_percent), -1.0, 0.0))
 

@@ -43,14 +43,16 @@ def main(samples: int) -> None:
     ipd_grid = shifts.double() * 2 * math.pi / M
     # grid points to classes; a point on a bin edge counts half to each side
     edges = torch.linspace(*cfg.ipd_range, cfg.num_classes + 1, dtype=torch.float64)
-    to_class = ((ipd_grid[:, None] > edges[None, :-1] - 1e-9).double() * (ipd_grid[:, None] < edges[None, 1:] + 1e-9).double())
+    to_class = ((ipd_grid[:, None] > edges[None, :-1] - 1e-9).double()
+                * (ipd_grid[:, None] < edges[None, 1:] + 1e-9).double())
     to_class = to_class / to_class.sum(1, keepdim=True)
     true_class = discretise(data.ipd, cfg)
     for k in [1, 2, 5, 10, 25, 50, 100]:
         windows = cfg.steps // k
         L = left[:, :windows * k].unflatten(1, (windows, k)).sum(2)
         R = right[:, :windows * k].unflatten(1, (windows, k)).sum(2)
-        log_post = torch.stack([torch.logsumexp(L + R.roll(-s, dims=-1), -1).sum(1) for s in shifts.tolist()], 1)
+        log_post = torch.stack([torch.logsumexp(L + R.roll(-s, dims=-1), -1).sum(1)
+                                for s in shifts.tolist()], 1)
         post = (log_post - log_post.logsumexp(1, keepdim=True)).exp()
         accuracy = ((post @ to_class).argmax(1) == true_class).double().mean().item()
         print(f"window {k:3d} steps ({windows:3d} windows): accuracy {100 * accuracy:.1f} %", flush=True)

@@ -5,7 +5,7 @@ both change with the seed) and then tested on the same 8,192 fresh samples with 
 phase offsets, on which the ideal observer is evaluated too. Writes ``docs/results.md``.
 
     .venv/bin/python experiments/results.py            # all rows, 5 seeds (about half an hour on 2 cores)
-    .venv/bin/python experiments/results.py --rows "tutorial;best, anf_per_ear=50" --seeds 2   # re-run two rows
+    .venv/bin/python experiments/results.py --rows "tutorial;best, anf_per_ear=50" --seeds 2 # re-run two rows
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ QUIET = ["eval.ideal_observer=false", "train.membrane_only=false"]
 VARIANT_SEEDS = 2
 ROWS = [
     ("tutorial", "tutorial", [], "the notebook, as printed: 66.4 % / 6.4 deg; re-run 27-75 %"),
-    ("fresh-offset", "tutorial", ["train.fresh_data=true"], "community: new phase offset every epoch, 85.3 % / 4.4 deg"),
+    ("fresh-offset", "tutorial", ["train.fresh_data=true"],
+     "community: new phase offset every epoch, 85.3 % / 4.4 deg"),
     ("tau-2ms", "tutorial", ["model.tau_hidden_ms=2", "model.tau_out_ms=2", "train.epochs=50"],
      "community: tau 2 ms, 50 epochs, 84.4 % / 4.5 deg"),
     ("default", "default", [], ""),
@@ -67,7 +68,8 @@ def row(name, preset, overrides, seeds):
         values.append((r.accuracy, r.mae_deg, r.mae_continuous_deg))
         print(f"  {name} seed {seed}: {100 * r.accuracy:.1f} % {r.mae_deg:.2f} deg "
               f"{r.mae_continuous_deg:.2f} deg ({seconds[-1]:.0f} s)", flush=True)
-    return np.array(values), float(np.mean(seconds)), ideal_row(cfg.stimulus)  # the stimulus is the same for every seed
+    # the stimulus is the same for every seed
+    return np.array(values), float(np.mean(seconds)), ideal_row(cfg.stimulus)
 
 
 @functools.cache
@@ -96,7 +98,8 @@ def main():
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--rows", default="", help="semicolon-separated row names (default: all); the other "
                         "rows already in --out are kept")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results.md")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).resolve().parents[1] / "docs" / "results.md")
     args = parser.parse_args()
     names = [n.strip() for n in args.rows.split(";") if n.strip()]
     unknown = set(names) - {r[0] for r in ROWS}
@@ -108,7 +111,8 @@ def main():
     table = old_table if names else {}
     lines = [
         "# Results", "",
-        f"Test accuracy and mean absolute error over {args.seeds} seeds ({VARIANT_SEEDS} for other stimuli; mean ± sd (min-max)), each model",
+        f"Test accuracy and mean absolute error over {args.seeds} seeds ({VARIANT_SEEDS} for other stimuli; "
+        "mean ± sd (min-max)), each model",
         f"tested on the same {TEST_SAMPLES} fresh samples with an independent phase offset each; the ideal",
         "observer (exact Bernoulli likelihood, offset marginalised) on the same samples. MAE (midpoint):",
         "true IPD vs the estimated class's midpoint; MAE (continuous): vs the posterior median.",
@@ -124,12 +128,15 @@ def main():
         v, sec, ideal = row(name, preset, overrides, seeds)
         cmd = f"`spikeloc train --preset {preset} --seed S" + "".join(f" --set {o}" for o in overrides) + "`"
         gap = 100 * (ideal.accuracy - v[:, 0].mean())
-        table[name] = (f"| {name} ({len(v)} seeds) | {cmd} | {fmt(v[:, 0], 100)} | {fmt(v[:, 1], digits=2)} | {fmt(v[:, 2], digits=2)} "
-                     f"| {100 * ideal.accuracy:.1f} / {ideal.mae_deg:.2f} / {ideal.mae_continuous_deg:.2f} "
+        table[name] = (f"| {name} ({len(v)} seeds) | {cmd} | {fmt(v[:, 0], 100)} | {fmt(v[:, 1], digits=2)} "
+                       f"| {fmt(v[:, 2], digits=2)} "
+                       f"| {100 * ideal.accuracy:.1f} / {ideal.mae_deg:.2f} / {ideal.mae_continuous_deg:.2f} "
                        f"| {gap:.1f} | {sec:.0f} | {note} |")
         rows = [table[r[0]] for r in ROWS if r[0] in table]
-        notes = read_table_and_notes(args.out)[1]  # read now, not at the start: notes edited during a long run stay
-        args.out.write_text("\n".join(lines + rows + notes) + "\n")  # after every row: a stopped run keeps what it finished
+        # read now, not at the start: notes edited during a long run stay
+        notes = read_table_and_notes(args.out)[1]
+        # after every row: a stopped run keeps what it finished
+        args.out.write_text("\n".join(lines + rows + notes) + "\n")
         print(table[name], flush=True)
 
 

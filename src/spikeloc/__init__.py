@@ -22,8 +22,8 @@ import lazy_loader as lazy
 
 __getattr__, __dir__, __all__ = lazy.attach(
     __name__,
-    submodules=["config", "evaluation", "kernels", "models", "neurons", "observer", "runs", "task", "training",
-                "viz"],
+    submodules=["config", "evaluation", "kernels", "models", "neurons", "observer", "runs", "task",
+                "training", "viz"],
     submod_attrs={
         "config": ["RunConfig", "load_config", "preset_descriptions", "preset_names"],
         "errors": ["SpikelocError"],

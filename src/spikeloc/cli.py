@@ -18,12 +18,15 @@ from . import config, observer, runs, viz
 from .errors import SpikelocError
 
 CONFIG_OPTIONS = [
-    click.option("--preset", "-p", default=None, help="Named preset (see `spikeloc presets`); default: 'default'."),
-    click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    click.option("--preset", "-p", default=None,
+                 help="Named preset (see `spikeloc presets`); default: 'default'."),
+    click.option("--config", "-c", "config_file",
+                 type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="TOML file; overrides the preset (it may name its own `preset = \"...\"`)."),
     click.option("--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE",
                  help="Override one field, e.g. --set train.epochs=20 or --set hidden=64 (repeatable)."),
-    click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default: the config's)."),
+    click.option("--seed", type=click.IntRange(min=0), default=None,
+                 help="Random seed (default: the config's)."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
                  help="Where to compute (default: the config's, 'auto')."),
 ]
@@ -70,7 +73,8 @@ def train(preset, config_file, overrides, seed, device, out, models, quiet):
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Seed of the fresh test set (default: the run's seed + 1).")
-@click.option("--samples", type=click.IntRange(min=1), default=None, help="Test samples (default: the run's).")
+@click.option("--samples", type=click.IntRange(min=1), default=None,
+              help="Test samples (default: the run's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(run_dir, seed, samples, as_json):
     """Evaluate a trained run on a fresh test set and print its metrics."""
@@ -106,11 +110,13 @@ def presets():
 @config_options
 @click.option("--samples", "-n", type=click.IntRange(min=1), default=8192, show_default=True,
               help="Test samples (each with its own phase offset).")
-@click.option("--json", "as_json", is_flag=True, help="Print {known_offset: {...}, unknown_offset: {...}} as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {known_offset: {...}, unknown_offset: {...}} as JSON.")
 def bound(preset, config_file, overrides, seed, device, samples, as_json):
     """The Bayesian ideal observer's accuracy and error for the config's stimulus: the physical limit."""
     cfg = resolve(preset, config_file, overrides, seed, device)
-    result = observer.bound(cfg.stimulus, samples=samples, seed=cfg.seed, device=runs.resolve_device(cfg.device))
+    result = observer.bound(cfg.stimulus, samples=samples, seed=cfg.seed,
+                            device=runs.resolve_device(cfg.device))
     click.echo(json.dumps(result, indent=2) if as_json else viz.bound_summary(result))
 
 

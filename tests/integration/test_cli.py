@@ -17,7 +17,8 @@ from spikeloc.evaluation import evaluate
 from spikeloc.runs.pipeline import datasets
 
 FIGURES = {"stimulus_examples", "training_loss", "weights", "hidden_unit_weights",
-           "spiking_model_train_set", "spiking_model_test_set", "membrane_model_train_set", "membrane_model_test_set"}
+           "spiking_model_train_set", "spiking_model_test_set", "membrane_model_train_set",
+           "membrane_model_test_set"}
 COMMANDS = ["train", "evaluate", "report", "config", "presets", "bound"]
 
 
@@ -68,7 +69,8 @@ def test_metrics_are_those_of_the_saved_models_on_the_runs_test_set(run_dir):
         assert saved["accuracy"]["values"] == [again.accuracy]
         assert saved["mae_deg"]["mean"] == pytest.approx(again.mae_deg)
     assert metrics["ideal_observer"]["test"]["accuracy"]["mean"] > 0.6  # far above chance, even at 16 fibres
-    assert set(metrics["seconds"]) == {"data", "train_spiking", "train_membrane", "evaluate", "ideal_observer"}
+    assert set(metrics["seconds"]) == {"data", "train_spiking", "train_membrane", "evaluate",
+                                       "ideal_observer"}
 
 
 def test_train_prints_the_table_and_the_paths(trained):
@@ -89,7 +91,8 @@ def test_report_embeds_every_figure(run_dir, capsys):
 
 def test_rerun_from_saved_config_is_exact(run_dir, tmp_path):
     again = tmp_path / "again"
-    main(["train", "--config", str(run_dir / "config.toml"), "--preset", "tiny", "--out", str(again), "--quiet"])
+    main(["train", "--config", str(run_dir / "config.toml"), "--preset", "tiny", "--out", str(again),
+          "--quiet"])
     a = json.loads((run_dir / "metrics.json").read_text())["models"]
     b = json.loads((again / "metrics.json").read_text())["models"]
     assert a == b
@@ -135,7 +138,7 @@ def test_existing_run_is_never_overwritten(run_dir, capsys):
     (["report", "/no/such/run"], "run folder not found"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, needle, capsys):
-    code, out, err = run_cli(*args, capsys=capsys)
+    code, _, err = run_cli(*args, capsys=capsys)
     assert code == 2 and needle in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
@@ -153,7 +156,8 @@ def test_run_folder_without_weights(run_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
 def test_every_command_has_help(command):
-    res = subprocess.run([sys.executable, "-m", "spikeloc", *command, "--help"], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "spikeloc", *command, "--help"], capture_output=True,
+                         text=True)
     assert res.returncode == 0 and "Usage:" in res.stdout
     if not command:  # the group's help lists every command
         assert all(re.search(rf"^\s+{c}\s", res.stdout, re.M) for c in COMMANDS)
@@ -166,5 +170,6 @@ def test_presets_lists_descriptions(capsys):
 
 
 def test_config_prints_what_train_would_run(capsys):
-    code, out, _ = run_cli("config", "--preset", "best", "--set", "hidden=64", "--set", "init_phases=8", capsys=capsys)
+    code, out, _ = run_cli("config", "--preset", "best", "--set", "hidden=64", "--set", "init_phases=8",
+                           capsys=capsys)
     assert code == 0 and spikeloc.config.config_from_toml_text(out, "stdout").model.hidden == 64

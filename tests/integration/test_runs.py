@@ -44,7 +44,8 @@ def test_history_csv_round_trips(trained):
     run, out = trained
     assert read_history(history_csv(run.history).decode()) == run.history
     assert read_history((out / "history.csv").read_text()) == run.history
-    assert [e.epoch for e in run.history["spiking"]] == [1, 2] and len(run.history["spiking"][0].loss_per_model) == 2
+    assert ([e.epoch for e in run.history["spiking"]] == [1, 2]
+            and len(run.history["spiking"][0].loss_per_model) == 2)
 
 
 def test_predictions_of_a_loaded_run_are_the_trained_ones(trained):
@@ -53,10 +54,12 @@ def test_predictions_of_a_loaded_run_are_the_trained_ones(trained):
     spikes = (np.random.default_rng(3).random((6, stim.steps, stim.inputs)) < 0.3).astype(np.uint8)
     loaded = spikeloc.load_run(out)
     for k in (0, 1):
-        np.testing.assert_array_equal(loaded.predict_proba(spikes, model=k), run.predict_proba(spikes, model=k))
+        np.testing.assert_array_equal(loaded.predict_proba(spikes, model=k),
+                                      run.predict_proba(spikes, model=k))
     with pytest.raises(SpikelocError, match=r"model 2 does not exist: this run has 2 \(0..1\)"):
         run.predict(spikes, model=2)
-    with pytest.raises(SpikelocError, match="unknown model kind 'membrane-only'; this run has: spiking, membrane"):
+    with pytest.raises(SpikelocError,
+                       match="unknown model kind 'membrane-only'; this run has: spiking, membrane"):
         run.predict(spikes, kind="membrane-only")
     with pytest.raises(SpikelocError, match=r"spikes must have shape \(n, 100, 32\); got \(6, 100, 31\)"):
         run.predict(spikes[:, :, 1:])

@@ -51,5 +51,6 @@ def test_the_fused_kernel_reproduces_the_notebook_loop():
     assert spikes.sum() > 20
     out = li_sequence(spikes @ W2, LIParams(alpha[:, :classes], "notebook"))[0]
     torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
-    for a, b in zip(torch.autograd.grad(out, (W1, W2), up), torch.autograd.grad(expected, (W1, W2), up), strict=True):
+    for a, b in zip(torch.autograd.grad(out, (W1, W2), up), torch.autograd.grad(expected, (W1, W2), up),
+                    strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item())

@@ -24,7 +24,8 @@ def test_discretise_continuise_round_trip():
 
 def test_class_probabilities_sum_the_fine_bins():
     fine = torch.arange(24.0).view(1, 24)
-    assert torch.equal(class_probabilities(fine, 12), torch.tensor([[1.0, 5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 45]]))
+    assert torch.equal(class_probabilities(fine, 12),
+                       torch.tensor([[1.0, 5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 45]]))
 
 
 def test_posterior_median_of_simple_posteriors():
@@ -32,7 +33,8 @@ def test_posterior_median_of_simple_posteriors():
     one_hot = torch.zeros(3, 12)
     one_hot[torch.arange(3), torch.tensor([0, 5, 11])] = 1  # all mass in one bin: its midpoint
     assert [round(deg(m), 9) for m in posterior_median(one_hot, STIM).tolist()] == [-82.5, -7.5, 82.5]
-    assert deg(posterior_median(torch.ones(12), STIM).item()) == pytest.approx(0.0, abs=1e-12)  # uniform: centre
+    # uniform: centre
+    assert deg(posterior_median(torch.ones(12), STIM).item()) == pytest.approx(0.0, abs=1e-12)
     halves = torch.zeros(12)
     halves[[2, 3]] = 0.5  # half in each of two neighbours: their common edge
     assert deg(posterior_median(halves, STIM).item()) == pytest.approx(-45.0)

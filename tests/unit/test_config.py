@@ -49,14 +49,15 @@ def test_saved_config_round_trips():
 
 
 def test_old_names_still_read():
-    """Configs of release 0.1.0 say `beta` and `semantics`: they load, in files, overrides and saved configs."""
+    """Configs of release 0.1.0 say `beta` and `semantics`: they load, in files, overrides and saved
+    configs."""
     old = load_config("default", overrides=["model.beta=2", "semantics=immediate"])
     assert (old.model.surrogate_slope, old.model.update_rule) == (2.0, "immediate")
     assert "beta" not in old.to_toml() and "surrogate_slope = 2.0" in old.to_toml()
     saved = old.to_toml().replace("surrogate_slope", "beta").replace("update_rule", "semantics")
     assert config_from_toml_text(saved, "old config.toml") == old
     assert ModelConfig(beta=3.0).surrogate_slope == 3.0
-    with pytest.raises(SpikelocError, match="model.beta is the old name of model.surrogate_slope: give one"):
+    with pytest.raises(SpikelocError, match=r"model.beta is the old name of model.surrogate_slope: give one"):
         config_from_toml_text(saved.replace("beta = 2.0", "beta = 2.0\nsurrogate_slope = 2.0"), "x")
 
 
@@ -102,7 +103,8 @@ def test_a_bare_key_of_two_sections_names_both(monkeypatch):
     # no shipped bare key is ambiguous today; make one (a `hidden` field in [train] too) and ask for it
     fields = {**SECTIONS["train"].model_fields, "hidden": SECTIONS["model"].model_fields["hidden"]}
     monkeypatch.setattr(SECTIONS["train"], "model_fields", fields)
-    with pytest.raises(SpikelocError, match=r"ambiguous key 'hidden': it names model.hidden and train.hidden"):
+    with pytest.raises(SpikelocError,
+                       match=r"ambiguous key 'hidden': it names model.hidden and train.hidden"):
         parse_override("hidden=3")
 
 
@@ -132,7 +134,8 @@ def test_bad_files(tmp_path):
         load_config(None, bad)
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("[model]\nhiden = 3\n")
-    with pytest.raises(SpikelocError, match=r"model.hiden: unknown key \(did you mean model.hidden.*\); allowed: hidden"):
+    with pytest.raises(SpikelocError,
+                       match=r"model.hiden: unknown key \(did you mean model.hidden.*\); allowed: hidden"):
         load_config(None, unknown)
     with pytest.raises(SpikelocError, match="unknown preset 'nope'; allowed: "):
         load_config("nope")

@@ -65,7 +65,8 @@ def test_rate_penalty_pulls_the_firing_rate_to_its_target():
     """Trained from the same start on the same data, the plain network fires at about 6 Hz, the penalised one
     near its target of 150 Hz."""
     cfg = small_config("train.epochs=3", "train.lr=0.02", "model.init=fan_in", "model.init_gain=2")
-    penalised = cfg.model_copy(update={"train": cfg.train.model_copy(update={"rate_reg": 5.0, "target_rate_hz": 150})})
+    penalised = cfg.model_copy(
+        update={"train": cfg.train.model_copy(update={"rate_reg": 5.0, "target_rate_hz": 150})})
     plain_rate = hidden_rate_hz(train_once(cfg, [0])[0], cfg)
     penalised_rate = hidden_rate_hz(train_once(penalised, [0])[0], cfg)
     assert plain_rate < 15 and abs(penalised_rate - 150) < 20, (plain_rate, penalised_rate)
@@ -101,7 +102,8 @@ def test_readout_only_epochs_keep_the_hidden_layer_then_train_it():
     cfg = small_config("model.hidden_bias=true", "model.learn_tau=true", "train.lr_schedule=cosine",
                        "train.epochs=4", "train.readout_only_epochs=2")
     start = build_models(cfg.stimulus, cfg.model, [0])
-    frozen, history = train_once(cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 2})}), [0])
+    frozen, history = train_once(
+        cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 2})}), [0])
     for name in ("W1", "b1", "log_tau_hidden"):
         assert torch.equal(getattr(frozen, name), getattr(start, name)), name
         assert getattr(frozen, name).requires_grad  # never switched off
@@ -141,6 +143,7 @@ def test_uniform_guess_is_the_loss_of_a_uniform_posterior(gen):
     data = random_ipd_input_signal(64, cfg.stimulus, gen)
     with torch.no_grad():
         model.W2.zero_()  # every score 0: a uniform posterior over the fine bins
-    assert model.loss(data.spikes, data.ipd, cfg.train).item() == pytest.approx(model.uniform_guess_loss(cfg.train))
+    assert (model.loss(data.spikes, data.ipd, cfg.train).item()
+            == pytest.approx(model.uniform_guess_loss(cfg.train)))
     assert uniform_guess(12, 1, 0.5) == pytest.approx(math.log(12))
     assert model.uniform_guess_loss(cfg.train.model_copy(update={"target": "observer"})) is None

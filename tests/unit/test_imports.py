@@ -17,9 +17,10 @@ import pytest
 import spikeloc
 
 PACKAGE = Path(spikeloc.__file__).parent
-# each stage imports only from the stages before it (and itself): the data flow, from config to the command line
-LAYERS = ["errors", "config", "task", "neurons", "kernels", "observer", "models", "training", "evaluation", "runs",
-          "viz", "cli", "__main__"]
+# each stage imports only from the stages before it (and itself): the data flow, from config to the
+# command line
+LAYERS = ["errors", "config", "task", "neurons", "kernels", "observer", "models", "training", "evaluation",
+          "runs", "viz", "cli", "__main__"]
 
 
 def module_name(path: Path) -> str:
@@ -68,7 +69,8 @@ def _top_level(tree: ast.Module) -> list[ast.stmt]:
 
 
 def graph() -> tuple[dict[str, set[str]], list[str]]:
-    """Edges module -> modules it imports, and the intra-package imports that are not at the top of their file."""
+    """Edges module -> modules it imports, and the intra-package imports that are not at the top of
+    their file."""
     edges, nested = {}, []
     for module, path in MODULES.items():
         tree = ast.parse(path.read_text())
@@ -91,7 +93,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         stack.append(m)
         for n in sorted(edges.get(m, ())):
             if state.get(n) == "open":
-                return stack[stack.index(n):] + [n]
+                return [*stack[stack.index(n):], n]
             if n not in state and (cycle := visit(n)):
                 return cycle
         state[m] = "done"
@@ -133,7 +135,8 @@ def test_each_stage_imports_only_earlier_stages():
 
 def lazy_names(path: Path) -> list[str]:
     """The names (not submodules) a package's ``lazy.attach`` exports."""
-    calls = [n for n in ast.walk(ast.parse(path.read_text())) if getattr(getattr(n, "func", None), "attr", "") == "attach"]
+    calls = [n for n in ast.walk(ast.parse(path.read_text()))
+             if getattr(getattr(n, "func", None), "attr", "") == "attach"]
     return [e.value for c in calls for kw in c.keywords if kw.arg == "submod_attrs" for v in kw.value.values
             for e in v.elts]
 
@@ -155,10 +158,12 @@ def test_every_module_is_reached_by_its_dotted_name():
     assert callable(spikeloc.fit) and callable(spikeloc.train)  # the functions are at the top
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["presets"], ["config", "--preset", "best"], ["train", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["presets"], ["config", "--preset", "best"],
+                                  ["train", "--help"]])
 def test_light_commands_import_neither_torch_nor_matplotlib(argv):
-    code = ("import sys\nfrom spikeloc.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
-            "    assert not e.code, e.code\nheavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+    code = ("import sys\nfrom spikeloc.cli import main\ntry:\n    main(sys.argv[1:])\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'matplotlib', 'numba', 'numpy'))\nprint('HEAVY', heavy)")
     res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
     assert "HEAVY []" in res.stdout, res.stdout[-300:]

@@ -1,11 +1,11 @@
-"""The fast paths against the plain-PyTorch references: fused LIF kernels and the leaky integrator's matrix form.
+"""The fast paths against the plain-PyTorch references: fused LIF kernels and the leaky integrator's
+matrix form.
 
 Spikes must be bit-identical; gradients (random upstream gradient) equal up to float32 rounding
 in a different summation order. The triton kernels run here through triton's CPU interpreter.
 """
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -56,8 +56,10 @@ def params(alpha, rule, reset="zero", **kw):
 
 
 def assert_lif_matches_reference(h, alpha, upstream, rule, backend, reset="zero", **kw):
-    ref, ref_grads = forward_backward(lambda h, a: lif_sequence(h, params(a, rule, reset, **kw)), h, alpha, upstream)
-    out, grads = forward_backward(lambda h, a: fused_lif(h, params(a, rule, reset, **kw), backend), h, alpha, upstream)
+    ref, ref_grads = forward_backward(lambda h, a: lif_sequence(h, params(a, rule, reset, **kw)),
+                                      h, alpha, upstream)
+    out, grads = forward_backward(lambda h, a: fused_lif(h, params(a, rule, reset, **kw), backend),
+                                  h, alpha, upstream)
     assert out.dtype == torch.float32 and torch.equal(out, ref)
     assert_close_at_scale(grads, ref_grads)
     return out
@@ -81,7 +83,8 @@ def test_numba_matches_reference(rule, reset, shape):
 @pytest.mark.parametrize("threshold, v_reset", [(1.6, 0.0), (1.0, 0.4), (0.7, -0.3)])
 def test_numba_takes_the_threshold_and_reset_value(rule, reset, threshold, v_reset):
     h, alpha, up = make_case((2, 3, 60, 6), scale=threshold, seed=11)
-    spikes = assert_lif_matches_reference(h, alpha, up, rule, lif_numba, reset, threshold=threshold, v_reset=v_reset)
+    spikes = assert_lif_matches_reference(h, alpha, up, rule, lif_numba, reset, threshold=threshold,
+                                          v_reset=v_reset)
     assert 0 < spikes.mean() < 0.6
 
 
@@ -92,7 +95,8 @@ def test_numba_without_alpha_grad(rule):
 
 
 def test_numba_takes_strided_currents():
-    """``models.stack.project`` hands in ``(K, B, T, H)`` as a permuted view of ``(B, T, K, H)`` when K > 1."""
+    """``models.stack.project`` hands in ``(K, B, T, H)`` as a permuted view of ``(B, T, K, H)``
+    when K > 1."""
     h, alpha, up = make_case((2, 3, 30, 5), scale=0.8, seed=8)
     h = h.detach().permute(1, 2, 0, 3).contiguous().permute(2, 0, 1, 3).requires_grad_()
     assert not h.is_contiguous()
@@ -142,7 +146,8 @@ def test_mean_readout_is_the_time_mean_of_the_trace(gen, rule):
     out = li_time_mean(h, LIParams(alpha, rule))
     torch.testing.assert_close(out, ref)
     up = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
-    for a, b in zip(torch.autograd.grad(out, (h, alpha), up), torch.autograd.grad(ref, (h, alpha), up), strict=True):
+    for a, b in zip(torch.autograd.grad(out, (h, alpha), up), torch.autograd.grad(ref, (h, alpha), up),
+                    strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -175,7 +180,8 @@ def test_triton_takes_the_threshold_and_reset_value(monkeypatch, rule):
     lif_triton = load_lif_triton(monkeypatch, interpret=True)
     h, alpha, up = make_case((1, 2, 30, 5), scale=1.4, seed=12)
     for reset in RESETS:
-        spikes = assert_lif_matches_reference(h, alpha, up, rule, lif_triton, reset, threshold=1.4, v_reset=0.3)
+        spikes = assert_lif_matches_reference(h, alpha, up, rule, lif_triton, reset, threshold=1.4,
+                                              v_reset=0.3)
         assert spikes.sum() > 0
 
 
@@ -212,7 +218,8 @@ def test_engines_on_cpu():
     assert dispatch.fused_lif_backend("cpu")[0] is lif_numba and dispatch.uses_fused_lif("auto", h)
     assert type(dispatch.lif(h, params(alpha, "standard"), "auto").grad_fn).__name__ == "FusedLIFBackward"
     assert type(dispatch.lif(h, params(alpha, "standard"), "reference").grad_fn).__name__ == "StackBackward0"
-    assert not dispatch.uses_fused_lif("auto", h.to("meta"))  # no fused kernel there: auto takes the reference
+    # no fused kernel there: auto takes the reference
+    assert not dispatch.uses_fused_lif("auto", h.to("meta"))
     assert not dispatch.uses_fused_lif("auto", h.double())  # the kernels are float32
 
 

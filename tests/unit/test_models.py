@@ -35,7 +35,8 @@ def test_models_take_a_datasets_spikes_as_they_are():
     assert data.spikes.dtype == torch.uint8
     for kind in ("spiking", "membrane"):
         model = build_models(cfg.stimulus, cfg.model, [0], kind=kind)
-        torch.testing.assert_close(model(data.spikes).scores, model(data.spikes.float()).scores, rtol=0, atol=0)
+        torch.testing.assert_close(model(data.spikes).scores, model(data.spikes.float()).scores,
+                                   rtol=0, atol=0)
 
 
 def test_standard_rule_differs_and_uses_every_step():
@@ -62,8 +63,10 @@ def test_initialisation_bounds():
 def test_construction_sets_shapes_only_and_build_draws():
     cfg = load_config("best", overrides=["model.hidden=32", "model.init_phases=8", "stimulus.anf_per_ear=10"])
     empty = construct("spiking", cfg.stimulus, cfg.model, models=2)
-    assert empty.W1.shape == (2, 20, 32) and empty.b1.shape == (2, 32) and empty.log_tau_hidden.shape == (2, 32)
-    assert not empty.W1.any() and not empty.b1.any()  # nothing drawn, nothing calibrated: ready to load weights
+    assert (empty.W1.shape == (2, 20, 32) and empty.b1.shape == (2, 32)
+            and empty.log_tau_hidden.shape == (2, 32))
+    # nothing drawn, nothing calibrated: ready to load weights
+    assert not empty.W1.any() and not empty.b1.any()
     built = build_models(cfg.stimulus, cfg.model, [0, 1])
     assert built.W1.any() and built.b1.any()  # observer templates: calibrated biases
     empty.load_state_dict(built.state_dict())
@@ -118,7 +121,7 @@ def test_fused_engine_refused_at_construction(monkeypatch):
 
     monkeypatch.setitem(dispatch.FUSED_LIF, "cpu", None)
     cfg = load_config("tiny", overrides=["model.engine=fused"])
-    with pytest.raises(SpikelocError, match="model.engine: 'fused' is not available on cpu"):
+    with pytest.raises(SpikelocError, match=r"model.engine: 'fused' is not available on cpu"):
         build_models(cfg.stimulus, cfg.model, [0])
 
 
@@ -130,7 +133,8 @@ def reference_scores(model: SpikingNetwork, spikes: torch.Tensor, readout: str) 
     current = project(spikes, model.W2)  # (K, B, T, C)
     alpha = torch.exp(-model.stim.dt / model.readout.log_tau_out.exp())
     if readout == "count":
-        return lif(current, LIFParams(alpha, model.cfg.update_rule, surrogate_slope=model.cfg.surrogate_slope),
+        return lif(current,
+                   LIFParams(alpha, model.cfg.update_rule, surrogate_slope=model.cfg.surrogate_slope),
                    "reference").sum(2)
     trace = li_sequence(current, LIParams(alpha, model.cfg.update_rule))
     return {"mean": trace.mean(2), "max": trace.amax(2), "last": trace[:, :, -1]}[readout]
@@ -139,7 +143,8 @@ def reference_scores(model: SpikingNetwork, spikes: torch.Tensor, readout: str) 
 @pytest.mark.parametrize("readout", ["mean", "max", "count", "last", "rate", "sum"])
 def test_each_readout_is_what_it_says(gen, readout):
     cfg = load_config("default", overrides=[f"model.readout={readout}", "model.learn_tau=true",
-                                            "model.bins_per_class=3", "model.init_gain=4", "model.init=fan_in"])
+                                            "model.bins_per_class=3", "model.init_gain=4",
+                                            "model.init=fan_in"])
     model = build_models(cfg.stimulus, cfg.model, [0, 1])
     x = spikes_like(cfg, 4, gen)
     scores, spikes = model(x)
@@ -187,7 +192,8 @@ def test_parameter_groups_split_hidden_from_readout():
     assert groups["readout"] == [net.W2, net.readout.log_tau_out]
     fixed_tau = build_models(cfg.stimulus, cfg.model.model_copy(update={"learn_tau": False}), [0])
     assert "log_tau_hidden" in fixed_tau.state_dict()
-    assert not any(p is fixed_tau.log_tau_hidden for p in fixed_tau.parameters())  # a buffer: saved, not trained
+    # a buffer: saved, not trained
+    assert not any(p is fixed_tau.log_tau_hidden for p in fixed_tau.parameters())
     membrane = build_models(cfg.stimulus, cfg.model, [0], kind="membrane")
     assert isinstance(membrane, MembraneModel) and membrane.parameter_groups()["hidden"] == []
 

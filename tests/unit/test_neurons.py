@@ -57,9 +57,11 @@ def test_lif_follows_its_equations(rule, reset, theta, v_reset):
 def test_threshold_and_reset_value_change_the_spikes():
     h = as_sequence([0.6] * 40)
     alpha = torch.full((1, 1), 0.9, dtype=torch.float64)
-    count = {(theta, v_reset): lif_sequence(h, LIFParams(alpha, threshold=theta, v_reset=v_reset)).sum().item()
+    count = {(theta, v_reset):
+             lif_sequence(h, LIFParams(alpha, threshold=theta, v_reset=v_reset)).sum().item()
              for theta, v_reset in [(1.0, 0.0), (2.0, 0.0), (1.0, 0.5)]}
-    assert count[(2.0, 0.0)] < count[(1.0, 0.0)] < count[(1.0, 0.5)]  # higher threshold fewer, higher reset more
+    # higher threshold fewer, higher reset more
+    assert count[(2.0, 0.0)] < count[(1.0, 0.0)] < count[(1.0, 0.5)]
 
 
 @pytest.mark.parametrize("rule", RULES)
@@ -98,7 +100,8 @@ def test_params_are_records_and_the_gradient_is_the_surrogate():
     with pytest.raises(AttributeError):
         p.threshold = 2.0  # frozen: a step cannot change its parameters
     v = torch.tensor([[[0.9]]], requires_grad=True)
-    state = lif_step(LIFParams(torch.zeros(1, 1), surrogate_slope=5.0), LIFState(torch.zeros(1, 1, 1), torch.zeros(1, 1, 1)), v)
+    state = lif_step(LIFParams(torch.zeros(1, 1), surrogate_slope=5.0),
+                     LIFState(torch.zeros(1, 1, 1), torch.zeros(1, 1, 1)), v)
     state.s.sum().backward()
     sig = 1 / (1 + math.exp(-5 * (0.9 - 1)))
     assert v.grad.item() == pytest.approx(5 * sig * (1 - sig))
@@ -107,7 +110,8 @@ def test_params_are_records_and_the_gradient_is_the_surrogate():
 @pytest.mark.parametrize("rule", RULES)
 def test_leaky_integrator_follows_its_equations(rule):
     h = [0.5, -1.0, 2.0, 0.0, 0.25, 1.0]
-    trace = li_sequence(as_sequence(h), LIParams(torch.full((1, 1), 0.5, dtype=torch.float64), rule)).flatten()
+    trace = li_sequence(as_sequence(h),
+                        LIParams(torch.full((1, 1), 0.5, dtype=torch.float64), rule)).flatten()
     y, want = 0.0, []
     for t in range(len(h)):
         if rule == "notebook":  # y[t] = alpha y[t-1] + h[t-1], y[0] = 0

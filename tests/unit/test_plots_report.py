@@ -78,7 +78,8 @@ def _stimuli():
 
 
 def _history(models):
-    return [Epoch(e, 2.5 / e, tuple(2.5 / e + 0.1 * k for k in range(models)), 0.01, 1.0) for e in range(1, 4)]
+    return [Epoch(e, 2.5 / e, tuple(2.5 / e + 0.1 * k for k in range(models)), 0.01, 1.0)
+            for e in range(1, 4)]
 
 
 def _figures():
@@ -92,8 +93,8 @@ def _figures():
         "stimulus_examples_more_than_data": lambda: plots.stimulus_examples(_stimuli(), STIM, n=32),
         "loss_curves": lambda: plots.loss_curves({"spiking": _history(3), "membrane": _history(1)},
                                                   {"spiking": 6.6, "membrane": 2.5}, readout_only_epochs=1),
-        "loss_curves_shared_chance": lambda: plots.loss_curves({"spiking": _history(1), "membrane": _history(1)},
-                                                               {"spiking": 2.5, "membrane": 2.5}),
+        "loss_curves_shared_chance": lambda: plots.loss_curves(
+            {"spiking": _history(1), "membrane": _history(1)}, {"spiking": 2.5, "membrane": 2.5}),
         "loss_curves_no_chance": lambda: plots.loss_curves({"spiking": _history(1), "membrane": []}),
         "ipd_errors": lambda: plots.ipd_errors(true, true + rng.normal(0, 10, 200),
                                                confusion / confusion.sum(0), STIM, "Test"),
@@ -130,8 +131,10 @@ def _split(acc, mae, mae_c):
 def _metrics(ideal=True):
     kinds = {"spiking": KindMetrics(train=_split([0.8, 0.7, 0.75], [5.0, 6.0, 5.5], [3.0, 4.0, 3.5]),
                                     test=_split([0.6, 0.65, 0.7], [6.0, 7.0, 8.0], [4.2, 5.0, 4.4])),
-             "membrane": KindMetrics(train=_split([0.259], [22.8], [20.1]), test=_split([0.069], [69.6], [66.6]))}
-    return RunMetrics(kinds=kinds, chance=1 / 12, test_samples=2048, models_trained=3, seconds={"train_spiking": 37.25},
+             "membrane": KindMetrics(train=_split([0.259], [22.8], [20.1]),
+                                     test=_split([0.069], [69.6], [66.6]))}
+    return RunMetrics(kinds=kinds, chance=1 / 12, test_samples=2048, models_trained=3,
+                      seconds={"train_spiking": 37.25},
                       ideal_observer=KindMetrics(test=_split([0.937], [3.85], [1.04])) if ideal else None)
 
 
@@ -189,5 +192,7 @@ def test_report_is_replaced_atomically(tmp_path, figure_files):
 def test_metrics_json_round_trips():
     metrics = _metrics()
     assert RunMetrics.from_json(metrics.to_json()) == metrics
-    assert metrics.test.accuracy.mean == pytest.approx(0.65) and metrics.kinds["membrane"].test.mae_deg.sd == 0.0
-    assert list(metrics.to_json()) == ["models", "chance", "models_trained", "test_samples", "ideal_observer", "seconds"]
+    assert (metrics.test.accuracy.mean == pytest.approx(0.65)
+            and metrics.kinds["membrane"].test.mae_deg.sd == 0.0)
+    assert list(metrics.to_json()) == ["models", "chance", "models_trained", "test_samples", "ideal_observer",
+                                       "seconds"]

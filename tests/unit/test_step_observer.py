@@ -47,8 +47,8 @@ def test_sum_readout_adds_the_step_scores():
 
 def test_observer_target_trains_each_step_towards_the_observer():
     cfg = load_config("best", overrides=["stimulus.anf_per_ear=30", "model.hidden=32", "model.init_phases=8",
-                                         "train.readout_only_epochs=0", "train.epochs=4", "train.train_batches=8",
-                                         "train.batch_size=32", "train.lr=0.01"])
+                                         "train.readout_only_epochs=0", "train.epochs=4",
+                                         "train.train_batches=8", "train.batch_size=32", "train.lr=0.01"])
     assert cfg.train.target == "observer"
     data = random_ipd_input_signal(256, cfg.stimulus, torch.Generator().manual_seed(0))
     model = build_models(cfg.stimulus, cfg.model, [0])
@@ -63,6 +63,6 @@ def test_observer_target_trains_each_step_towards_the_observer():
 
 @pytest.mark.parametrize("readout", ["rate", "mean"])
 def test_observer_target_needs_the_sum_readout(readout):
-    with pytest.raises(SpikelocError, match="train.target = 'observer' needs model.readout = 'sum'") as e:
+    with pytest.raises(SpikelocError, match=r"train.target = 'observer' needs model.readout = 'sum'") as e:
         load_config("best", overrides=["train.target=observer", f"model.readout={readout}"])
     assert "\n" not in str(e.value)

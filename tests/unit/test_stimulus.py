@@ -22,7 +22,8 @@ def test_probability_is_the_notebook_formula(gen):
     ipd = torch.rand(16, generator=gen) * math.pi - math.pi / 2
     offset = torch.rand(16, generator=gen)
     p = spike_probability(ipd, offset, cfg)
-    np.testing.assert_allclose(p.numpy(), notebook_probability(ipd.double().numpy(), offset.double().numpy(), cfg),
+    np.testing.assert_allclose(p.numpy(),
+                               notebook_probability(ipd.double().numpy(), offset.double().numpy(), cfg),
                                atol=2e-6)
 
 
@@ -44,7 +45,8 @@ def test_empirical_spike_probability_matches_formula(gen):
     data = input_signal(ipd, cfg, gen, offset=offset)
     empirical = data.spikes.double().mean(0)
     p = spike_probability(ipd[:1], offset[:1], cfg)[0].double()
-    assert torch.all((empirical - p).abs() < 5 * torch.sqrt(p * (1 - p) / n) + 3 / n)  # 3/n: counts near p = 0
+    # 3/n: counts near p = 0
+    assert torch.all((empirical - p).abs() < 5 * torch.sqrt(p * (1 - p) / n) + 3 / n)
 
 
 def test_right_ear_is_left_ear_shifted_by_ipd(gen):

@@ -43,11 +43,13 @@ def preset_descriptions() -> dict[str, str]:
 
 def _names(section: type[Section]) -> dict[str, str]:
     """Every name a section reads, old names included -> the field it sets."""
-    return {**{name: name for name in section.model_fields}, **{old: new for new, old in section.old_names().items()}}
+    return {**{name: name for name in section.model_fields},
+            **{old: new for new, old in section.old_names().items()}}
 
 
 def _suggest(key: str) -> str:
-    """`` (did you mean ...?)`` with up to three known keys like ``key``: containing it, or close in spelling."""
+    """`` (did you mean ...?)`` with up to three known keys like ``key``: containing it, or close in
+    spelling."""
     section, _, bare = key.rpartition(".")
     known = {name: f"{s}.{name}" for s, cls in SECTIONS.items() for name in cls.model_fields
              if section not in SECTIONS or s == section}
@@ -68,8 +70,8 @@ def resolve_key(key: str) -> list[str]:
         if len(owners) == 1:
             return list(owners[0])
         if len(owners) > 1:
-            raise SpikelocError(f"ambiguous key {key!r}: it names {' and '.join(f'{s}.{n}' for s, n in owners)}; "
-                                "write the dotted name")
+            raise SpikelocError(f"ambiguous key {key!r}: it names "
+                                f"{' and '.join(f'{s}.{n}' for s, n in owners)}; write the dotted name")
     elif len(parts) == 2 and parts[0] in SECTIONS and parts[1] in _names(SECTIONS[parts[0]]):
         return [parts[0], _names(SECTIONS[parts[0]])[parts[1]]]
     raise SpikelocError(f"unknown config key {key!r}{_suggest(key)}; `spikeloc config` prints every key")
@@ -109,7 +111,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _canonical(data: dict[str, Any]) -> dict[str, Any]:
-    """Old field names (``model.beta``) replaced by the current ones, section by section; both at once is an error."""
+    """Old field names (``model.beta``) replaced by the current ones, section by section; both at once is an
+    error."""
     out = dict(data)
     for section, cls in SECTIONS.items():
         if isinstance(out.get(section), dict):
@@ -117,7 +120,8 @@ def _canonical(data: dict[str, Any]) -> dict[str, Any]:
             for name, old in cls.old_names().items():
                 if old in values:
                     if name in values:
-                        raise SpikelocError(f"{section}.{old} is the old name of {section}.{name}: give one of them")
+                        raise SpikelocError(f"{section}.{old} is the old name of {section}.{name}: "
+                                            "give one of them")
                     values[name] = values.pop(old)
             out[section] = values
     return out

@@ -32,11 +32,13 @@ def _table(cls: type[Section], names: list[str]) -> list[str]:
 
 
 def reference() -> str:
-    old = ", ".join(f"`{s}.{o}` for `{s}.{n}`" for s, cls in SECTIONS.items() for n, o in cls.old_names().items())
+    old = ", ".join(f"`{s}.{o}` for `{s}.{n}`"
+                    for s, cls in SECTIONS.items() for n, o in cls.old_names().items())
     lines = [HEADER.format(old=old), "## top level", ""]
     lines += _table(RunConfig, [n for n in RunConfig.model_fields if n not in SECTIONS])
     for section, cls in SECTIONS.items():
-        lines += ["", f"## [{section}]", "", (cls.__doc__ or "").strip(), "", *_table(cls, list(cls.model_fields))]
+        lines += ["", f"## [{section}]", "", (cls.__doc__ or "").strip(), "",
+                  *_table(cls, list(cls.model_fields))]
     return "\n".join(lines) + "\n"
 
 

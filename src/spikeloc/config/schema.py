@@ -18,8 +18,10 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-def field(default: Any, description: str, unit: str | None = None, old_name: str | None = None, **constraints):
-    """A config field: its default, what it means, its unit (numbers) and an older name it is still read by."""
+def field(default: Any, description: str, unit: str | None = None, old_name: str | None = None,
+          **constraints):
+    """A config field: its default, what it means, its unit (numbers) and an older name it is still
+    read by."""
     extra = {key: value for key, value in (("unit", unit), ("old_name", old_name)) if value}
     return Field(default, description=description, json_schema_extra=extra or None, **constraints)
 
@@ -63,7 +65,8 @@ class StimulusConfig(Section):
     dt: float = field(0.001, "time step", "s", gt=0)
     ipd_min_deg: float = field(-90.0, "smallest interaural phase difference", "deg", ge=-180, le=180)
     ipd_max_deg: float = field(90.0, "largest interaural phase difference", "deg", ge=-180, le=180)
-    max_phase_delay_deg: float = field(90.0, "fibre i's phase delay is linspace(0, this)", "deg", ge=0, le=360)
+    max_phase_delay_deg: float = field(
+        90.0, "fibre i's phase delay is linspace(0, this)", "deg", ge=0, le=360)
     num_classes: int = field(12, "IPD classes (bins of equal width)", "classes", ge=2)
     offset: Literal["per_dataset", "per_sample"] = field(
         "per_dataset", "phase offset: one per generated set (notebook) or one per sample")
@@ -81,7 +84,7 @@ class StimulusConfig(Section):
     @property
     def steps(self) -> int:
         """Number of time steps T, ``round(duration / dt)``."""
-        return int(round(self.duration / self.dt))
+        return round(self.duration / self.dt)
 
     @property
     def inputs(self) -> int:
@@ -108,28 +111,29 @@ class ModelConfig(Section):
     update_rule: Literal["notebook", "standard", "immediate"] = field(
         "notebook", "order of integration, spike and reset in a step (equations: spikeloc.neurons.lif). "
         "notebook: the spike is taken from the membrane before the update; standard: after it, and the reset "
-        "also drops the next step's input; immediate: spike and reset in the same step, the next input counts "
-        "(as Norse)", old_name="semantics")
+        "also drops the next step's input; immediate: spike and reset in the same step, the next input "
+        "counts (as Norse)", old_name="semantics")
     reset: Literal["zero", "subtract"] = field(
-        "zero", "what a spike does to the membrane: zero sets it to 0 (the notebook's multiplication by 1 - s); "
-        "subtract takes the threshold off it")
+        "zero", "what a spike does to the membrane: zero sets it to 0 (the notebook's multiplication by "
+        "1 - s); subtract takes the threshold off it")
     init: Literal["notebook", "fan_in", "observer"] = field(
-        "notebook", "notebook: U(+-1/sqrt(12)) for both layers; fan_in: U(+-gain/sqrt(fan-in)); observer: hidden "
-        "neurons start as the ideal observer's (tone phase, IPD) templates, the readout as fan_in")
+        "notebook", "notebook: U(+-1/sqrt(12)) for both layers; fan_in: U(+-gain/sqrt(fan-in)); observer: "
+        "hidden neurons start as the ideal observer's (tone phase, IPD) templates, the readout as fan_in")
     init_gain: float = field(1.0, "scale of the fan_in initialisation", "1", gt=0)
     init_phases: int = field(
-        16, "observer init: tone phases per IPD; hidden / init_phases IPDs span the IPD range", "phases", ge=1)
+        16, "observer init: tone phases per IPD; hidden / init_phases IPDs span the IPD range", "phases",
+        ge=1)
     init_rate: float = field(
         0.06, "observer init: firing of each hidden neuron on random stimuli", "spikes per step", gt=0, lt=1)
     bins_per_class: int = field(1, "output units per class; >1 gives a finer posterior", "bins", ge=1)
     readout: Literal["mean", "max", "count", "last", "rate", "sum"] = field(
-        "mean", "how the output becomes class scores. mean, max, last: of the leaky-integrator membrane trace; "
-        "count: spikes of output LIF neurons; rate: W2-weighted hidden firing rates (a leak-free integrator "
-        "read at the end, divided by the steps); sum: the same without the division, each step's "
+        "mean", "how the output becomes class scores. mean, max, last: of the leaky-integrator membrane "
+        "trace; count: spikes of output LIF neurons; rate: W2-weighted hidden firing rates (a leak-free "
+        "integrator read at the end, divided by the steps); sum: the same without the division, each step's "
         "W2-weighted spikes adding up like per-step log-likelihoods")
     engine: Literal["auto", "reference", "fused"] = field(
-        "auto", "neuron implementation: plain PyTorch reference or fused kernel; auto: fused where the tensors' "
-        "device has one")
+        "auto", "neuron implementation: plain PyTorch reference or fused kernel; auto: fused where the "
+        "tensors' device has one")
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -138,7 +142,8 @@ class ModelConfig(Section):
                 raise ValueError(f"init = 'observer' needs hidden ({self.hidden}) to be a multiple of "
                                  f"init_phases ({self.init_phases})")
             if not self.hidden_bias:
-                raise ValueError("init = 'observer' needs hidden_bias = true (the templates set each neuron's bias)")
+                raise ValueError("init = 'observer' needs hidden_bias = true "
+                                 "(the templates set each neuron's bias)")
         return self
 
 
@@ -150,19 +155,20 @@ class TrainConfig(Section):
     train_batches: int = field(64, "batches per epoch", "batches", ge=1)
     test_batches: int = field(32, "batches in the test set", "batches", ge=1)
     lr: float = field(0.01, "Adam learning rate", "1", gt=0)
-    lr_schedule: Literal["constant", "cosine"] = field("constant", "cosine: decays to 0 at the end of each stage")
+    lr_schedule: Literal["constant", "cosine"] = field(
+        "constant", "cosine: decays to 0 at the end of each stage")
     fresh_data: bool = field(False, "draw new training data every epoch")
     readout_only_epochs: int = field(
-        0, "epochs (of `epochs`) that first train only the readout, the hidden layer fixed; then a new Adam and "
-        "schedule train everything. Lets a random readout settle before its gradients reach an "
+        0, "epochs (of `epochs`) that first train only the readout, the hidden layer fixed; then a new Adam "
+        "and schedule train everything. Lets a random readout settle before its gradients reach an "
         "observer-initialised hidden layer", "epochs", ge=0)
     target: Literal["labels", "observer"] = field(
-        "labels", "labels: NLL of each sample's IPD bin; observer: each step's readout h_t @ W2 matches the ideal "
-        "observer's evidence from that step (KL per step; needs readout = 'sum'). The membrane baseline always "
-        "trains on labels")
+        "labels", "labels: NLL of each sample's IPD bin; observer: each step's readout h_t @ W2 matches the "
+        "ideal observer's evidence from that step (KL per step; needs readout = 'sum'). The membrane "
+        "baseline always trains on labels")
     class_loss_weight: float = field(
-        0.0, "weight of the class NLL (fine bins summed per class) added to the fine-bin NLL; only matters when "
-        "bins_per_class > 1", "1", ge=0)
+        0.0, "weight of the class NLL (fine bins summed per class) added to the fine-bin NLL; only matters "
+        "when bins_per_class > 1", "1", ge=0)
     rate_reg: float = field(0.0, "weight of the hidden firing-rate penalty", "1", ge=0)
     target_rate_hz: float = field(10.0, "hidden firing rate the penalty pulls towards", "Hz", ge=0)
     models: int = field(1, "independent models trained at once (seeds seed..seed+models-1)", "models", ge=1)
@@ -171,7 +177,8 @@ class TrainConfig(Section):
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if self.readout_only_epochs > self.epochs:
-            raise ValueError(f"readout_only_epochs ({self.readout_only_epochs}) must be at most epochs ({self.epochs})")
+            raise ValueError(f"readout_only_epochs ({self.readout_only_epochs}) must be at most "
+                             f"epochs ({self.epochs})")
         return self
 
 
@@ -203,7 +210,8 @@ class RunConfig(Section):
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
         if self.train.target == "observer" and self.model.readout != "sum":
-            raise ValueError(f"train.target = 'observer' needs model.readout = 'sum' (got {self.model.readout!r}): "
+            raise ValueError("train.target = 'observer' needs model.readout = 'sum' "
+                             f"(got {self.model.readout!r}): "
                              "the per-step scores it trains must add up to the class scores")
         return self
 

@@ -47,7 +47,8 @@ def bin_probabilities(model, spikes: torch.Tensor, batch_size: int = 256) -> tor
     return torch.cat(out, dim=1)
 
 
-def results_from_probabilities(bin_probs: torch.Tensor, ipd: torch.Tensor, cfg: StimulusConfig) -> list[ModelResult]:
+def results_from_probabilities(bin_probs: torch.Tensor, ipd: torch.Tensor,
+                               cfg: StimulusConfig) -> list[ModelResult]:
     """Per-model results from posteriors ``(K, n, bins)`` and true IPDs (rad) ``(n,)``."""
     true_class = discretise(ipd, cfg).cpu()
     probs = class_probabilities(bin_probs.cpu(), cfg.num_classes)
@@ -72,7 +73,8 @@ def results_from_probabilities(bin_probs: torch.Tensor, ipd: torch.Tensor, cfg: 
 
 
 def evaluate(model, data: Dataset, cfg: StimulusConfig) -> list[ModelResult]:
-    """Results of every model of the stack on ``data`` (any model returning ``(scores, ...)``, the observer too)."""
+    """Results of every model of the stack on ``data`` (any model returning ``(scores, ...)``, the
+    observer too)."""
     return results_from_probabilities(bin_probabilities(model, data.spikes), data.ipd, cfg)
 
 
@@ -91,11 +93,12 @@ class Summary:
     @classmethod
     def of(cls, values) -> Summary:
         v = np.asarray(values, dtype=float)
-        return cls(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, float(v.min()), float(v.max()),
-                   tuple(float(x) for x in v))
+        return cls(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, float(v.min()),
+                   float(v.max()), tuple(float(x) for x in v))
 
     def to_json(self) -> dict[str, Any]:
-        return {"mean": self.mean, "sd": self.sd, "min": self.min, "max": self.max, "values": list(self.values)}
+        return {"mean": self.mean, "sd": self.sd, "min": self.min, "max": self.max,
+                "values": list(self.values)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Summary:
@@ -164,7 +167,8 @@ class RunMetrics:
         return self.kinds["spiking"].test
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"models": {kind: m.to_json() for kind, m in self.kinds.items()}, "chance": self.chance}
+        out: dict[str, Any] = {"models": {kind: m.to_json() for kind, m in self.kinds.items()},
+                               "chance": self.chance}
         if self.models_trained is not None:
             out["models_trained"] = self.models_trained
         if self.seeds is not None:
@@ -180,11 +184,13 @@ class RunMetrics:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RunMetrics:
-        """Read what :meth:`to_json` wrote (this release or an earlier one); KeyError or TypeError if it is not that."""
+        """Read what :meth:`to_json` wrote (this release or an earlier one); KeyError or TypeError
+        if it is not that."""
         ideal = d.get("ideal_observer")
         return cls(kinds={kind: KindMetrics.from_json(m) for kind, m in d["models"].items()},
                    chance=float(d["chance"]), test_samples=int(d["test_samples"]),
                    models_trained=d.get("models_trained"),
                    seeds=tuple(d["seeds"]) if "seeds" in d else None,
                    ideal_observer=KindMetrics.from_json(ideal) if ideal is not None else None,
-                   seconds={k: float(v) for k, v in d.get("seconds", {}).items()}, test_seed=d.get("test_seed"))
+                   seconds={k: float(v) for k, v in d.get("seconds", {}).items()},
+                   test_seed=d.get("test_seed"))

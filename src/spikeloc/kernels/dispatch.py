@@ -10,8 +10,8 @@ and device type of the tensors at call time (so a model moved to a GPU after it 
 | LI | any | :mod:`.li_matrix` (a matrix product over time) | every update rule |
 
 ``auto`` takes the fast path where one exists (the fused LIF: for float32 tensors) and the
-reference elsewhere; ``fused`` where none exists is a one-line :class:`~spikeloc.errors.SpikelocError`. Tests hold every fast path equal to
-its reference: spikes identical, gradients within float32 rounding.
+reference elsewhere; ``fused`` where none exists is a one-line :class:`~spikeloc.errors.SpikelocError`.
+Tests hold every fast path equal to its reference: spikes identical, gradients within float32 rounding.
 """
 
 from __future__ import annotations
@@ -51,12 +51,13 @@ def check_engine(engine: str, device: torch.device | str) -> None:
     if engine == "fused":
         backend, why = fused_lif_backend(device)
         if backend is None:
-            raise SpikelocError(f"model.engine: 'fused' is not available on {torch.device(device).type} ({why}); "
-                                "allowed: auto, reference")
+            raise SpikelocError(f"model.engine: 'fused' is not available on {torch.device(device).type} "
+                                f"({why}); allowed: auto, reference")
 
 
 def uses_fused_lif(engine: str, h: torch.Tensor) -> bool:
-    """Whether a LIF layer runs its fused kernel under ``engine`` for currents ``h`` (by their device and dtype)."""
+    """Whether a LIF layer runs its fused kernel under ``engine`` for currents ``h`` (by their device
+    and dtype)."""
     check_engine(engine, h.device)
     if engine == "auto":
         return fused_lif_backend(h.device)[0] is not None and h.dtype == torch.float32

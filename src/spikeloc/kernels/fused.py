@@ -37,7 +37,8 @@ import torch
 
 from ..neurons.lif import LIFParams
 
-LAG_AND_SHIFT = {"immediate": (0, 0), "standard": (1, 0), "notebook": (2, 2)}  # update rule -> (L, output shift)
+# update rule -> (L, output shift)
+LAG_AND_SHIFT = {"immediate": (0, 0), "standard": (1, 0), "notebook": (2, 2)}
 
 
 class Recurrence(NamedTuple):

@@ -28,12 +28,14 @@ def leaky_kernel(p: LIParams, steps: int) -> torch.Tensor:
 
 
 def li_trace(h: torch.Tensor, p: LIParams) -> torch.Tensor:
-    """Same as :func:`spikeloc.neurons.li.li_sequence`: the trace ``(K, B, T, N)`` for ``h`` ``(K, B, T, N)``."""
+    """Same as :func:`spikeloc.neurons.li.li_sequence`: the trace ``(K, B, T, N)`` for ``h``
+    ``(K, B, T, N)``."""
     kern = leaky_kernel(p, h.shape[2])
     return torch.matmul(kern, h.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)  # via (K, N, T, B)
 
 
 def li_time_mean(h: torch.Tensor, p: LIParams) -> torch.Tensor:
-    """Time mean of :func:`li_trace`, ``(K, B, N)``: ``sum_u w[n, u] h[u, n]`` with ``w = kern.mean(over t)``."""
+    """Time mean of :func:`li_trace`, ``(K, B, N)``: ``sum_u w[n, u] h[u, n]`` with
+    ``w = kern.mean(over t)``."""
     weights = leaky_kernel(p, h.shape[2]).mean(-2)  # (K, N, T)
     return torch.einsum("knu,kbun->kbn", weights, h)

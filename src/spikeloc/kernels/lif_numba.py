@@ -108,7 +108,8 @@ def _backward(grad_out, u, out, sig, alpha, slope, lag, shift, subtract, theta, 
 
 
 def _sigmoid(u: torch.Tensor, spikes: torch.Tensor, rec: Recurrence) -> torch.Tensor:
-    """``sig(slope (w[t] - theta))`` for the recurrence's steps, ``w[t] = R(u[t], q[t-L])`` (``u[t]`` if L = 0)."""
+    """``sig(slope (w[t] - theta))`` for the recurrence's steps, ``w[t] = R(u[t], q[t-L])``
+    (``u[t]`` if L = 0)."""
     steps = max(u.shape[-2] - rec.shift, 0)
     if rec.lag == 0:  # the spike is taken before the reset
         return torch.sigmoid(u[..., :steps, :].sub(rec.threshold).mul_(rec.slope))
@@ -121,7 +122,8 @@ def _sigmoid(u: torch.Tensor, spikes: torch.Tensor, rec: Recurrence) -> torch.Te
         w[..., d:, :] *= 1 - q_lag
         if rec.v_reset != 0:
             w[..., d:, :] += rec.v_reset * q_lag
-    return torch.sigmoid_(w.sub_(rec.threshold).mul_(rec.slope))  # as the reference: sigmoid(slope * (v - theta))
+    # as the reference: sigmoid(slope * (v - theta))
+    return torch.sigmoid_(w.sub_(rec.threshold).mul_(rec.slope))
 
 
 def _constants(rec: Recurrence):

@@ -70,8 +70,9 @@ def _forward_kernel(h_ptr, alpha_ptr, out_ptr, u_ptr, theta, v_reset, lanes, bat
 
 
 @triton.jit
-def _backward_kernel(g_ptr, u_ptr, out_ptr, alpha_ptr, gh_ptr, ga_ptr, slope, theta, v_reset, lanes, batch, T, H,
-                     steps, LAG: tl.constexpr, SHIFT: tl.constexpr, SUBTRACT: tl.constexpr, BLOCK: tl.constexpr):
+def _backward_kernel(g_ptr, u_ptr, out_ptr, alpha_ptr, gh_ptr, ga_ptr, slope, theta, v_reset, lanes, batch,
+                     T, H, steps, LAG: tl.constexpr, SHIFT: tl.constexpr, SUBTRACT: tl.constexpr,
+                     BLOCK: tl.constexpr):
     n = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = n < lanes
     row = n // H
@@ -100,7 +101,8 @@ def _backward_kernel(g_ptr, u_ptr, out_ptr, alpha_ptr, gh_ptr, ga_ptr, slope, th
             acc += gu1 * w
             gu = g * slope * sig * (1.0 - sig) + gw * r
         else:
-            # q[t-L] = 0 before the start; t as a block because the interpreter mishandles block & scalar masks
+            # q[t-L] = 0 before the start; t as a block because the interpreter mishandles
+            # block & scalar masks
             has_lag = tl.full([BLOCK], t, tl.int32) >= LAG
             q_lag = tl.load(out_ptr + base + (t - LAG + SHIFT) * H, mask=mask & has_lag, other=0.0)
             w, r = _reset(ut, q_lag, theta, v_reset, SUBTRACT)
@@ -135,7 +137,8 @@ def forward(h: torch.Tensor, alpha: torch.Tensor, rec: Recurrence) -> tuple[torc
     with _on_device(h):
         _forward_kernel[(triton.cdiv(lanes, BLOCK),)](
             h, alpha, out, u, rec.threshold, rec.v_reset, lanes, batch, T, hidden, max(T - rec.shift, 0),
-            LAG=rec.lag, SHIFT=rec.shift, SUBTRACT=rec.subtract, BLOCK=BLOCK, num_warps=1, enable_fp_fusion=False)
+            LAG=rec.lag, SHIFT=rec.shift, SUBTRACT=rec.subtract, BLOCK=BLOCK, num_warps=1,
+            enable_fp_fusion=False)
     return out, u
 
 
@@ -149,7 +152,7 @@ def backward(grad: torch.Tensor, u: torch.Tensor, spikes: torch.Tensor, alpha: t
     lanes = models * batch * hidden
     with _on_device(u):
         _backward_kernel[(triton.cdiv(lanes, BLOCK),)](
-            grad, u, spikes, alpha, grad_h, grad_alpha, rec.slope, rec.threshold, rec.v_reset, lanes, batch, T,
-            hidden, max(T - rec.shift, 0), LAG=rec.lag, SHIFT=rec.shift, SUBTRACT=rec.subtract, BLOCK=BLOCK,
-            num_warps=1, enable_fp_fusion=False)
+            grad, u, spikes, alpha, grad_h, grad_alpha, rec.slope, rec.threshold, rec.v_reset, lanes, batch,
+            T, hidden, max(T - rec.shift, 0), LAG=rec.lag, SHIFT=rec.shift, SUBTRACT=rec.subtract,
+            BLOCK=BLOCK, num_warps=1, enable_fp_fusion=False)
     return grad_h, (grad_alpha.sum(1) if need_alpha else None)

@@ -1,21 +1,21 @@
 """Initialisation of the models' weights: random (``model.init = "notebook"`` or ``"fan_in"``) and, as a
 separate data-dependent step, the ideal observer's templates (``model.init = "observer"``).
 
-Observer templates. The ideal observer scores each (tone phase ``theta``, IPD ``delta``) by the log-likelihood of one
-step's spikes ``x``:
+Observer templates. The ideal observer scores each (tone phase ``theta``, IPD ``delta``) by the
+log-likelihood of one step's spikes ``x``:
 
     ll(x; theta, delta) = x_left @ a(theta + d) + x_right @ a(theta + delta + d) + silence(theta, delta)
 
 with ``a = log(p / (1 - p))`` the log-odds of each fibre's spike probability ``p`` and ``d`` the
 fibres' phase delays (:mod:`spikeloc.task.likelihood`). Summed over steps, the best (phase, IPD)
 pairs come close to the observer (``experiments/local_observer.py``). Hidden neuron ``(j, m)`` gets
-the log-likelihood ratio of the pair (``theta_j``, ``delta_m``), ``init_phases`` phases over the cycle by ``hidden / init_phases``
-IPDs at equal steps across the IPD range, against a null of constant rate (the cycle's mean
-``p``). Its current is standardised to unit spread on random stimuli, and its bias makes it fire
-``init_rate`` spikes per step: a coincidence detector that fires when both ears agree with its
-phase and IPD. (Without the null a neuron whose template expects many spikes fires most in quiet
-steps, and the neurons at the ends of the IPD range prefer central IPDs.) Training then tunes
-these detectors and learns the readout, which starts as in ``fan_in``.
+the log-likelihood ratio of the pair (``theta_j``, ``delta_m``), ``init_phases`` phases over the
+cycle by ``hidden / init_phases`` IPDs at equal steps across the IPD range, against a null of
+constant rate (the cycle's mean ``p``). Its current is standardised to unit spread on random
+stimuli, and its bias makes it fire ``init_rate`` spikes per step: a coincidence detector that fires
+when both ears agree with its phase and IPD. (Without the null a neuron whose template expects many
+spikes fires most in quiet steps, and the neurons at the ends of the IPD range prefer central IPDs.)
+Training then tunes these detectors and learns the readout, which starts as in ``fan_in``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ BISECTION_STEPS = 30
 
 
 def observer_templates(stim: StimulusConfig, phases: int, ipds: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights ``(inputs, phases*ipds)`` and biases ``(phases*ipds,)``, float64: the per-step log-likelihood ratio.
+    """Weights ``(inputs, phases*ipds)`` and biases ``(phases*ipds,)``, float64: the per-step
+    log-likelihood ratio.
 
     Column ``j * ipds + m`` is tone phase ``2*pi*j/phases`` and IPD ``delta_m``, the centre of the
     ``m``-th of ``ipds`` equal parts of the IPD range: ``x @ W + b`` is ``ll(x; theta_j, delta_m)``
@@ -49,10 +50,12 @@ def observer_templates(stim: StimulusConfig, phases: int, ipds: int) -> tuple[to
     right_odds = right_odds.view(ipds, stim.anf_per_ear, phases).permute(1, 2, 0)  # (fibres, phases, ipds)
     weights = torch.cat([left_odds[:, :, None].expand_as(right_odds), right_odds])
     bias = left_silence.T + right_silence.T  # (phases, 1) + (phases, ipds)
-    envelope = (0.5 * (1 + torch.linspace(0, 2 * math.pi, 3601, dtype=torch.float64)[:-1].sin())) ** stim.envelope_power
+    envelope = ((0.5 * (1 + torch.linspace(0, 2 * math.pi, 3601, dtype=torch.float64)[:-1].sin()))
+                ** stim.envelope_power)
     p_null = stim.rate_max * stim.dt * envelope.mean()
     null_odds, null_silence = (p_null / (1 - p_null)).log(), stim.inputs * torch.log1p(-p_null)
-    return weights.reshape(stim.inputs, -1).clamp(min=MIN_LOG_ODDS) - null_odds, bias.reshape(-1) - null_silence
+    return (weights.reshape(stim.inputs, -1).clamp(min=MIN_LOG_ODDS) - null_odds,
+            bias.reshape(-1) - null_silence)
 
 
 def bound(cfg: ModelConfig, fan_in: int) -> float:
@@ -63,14 +66,16 @@ def bound(cfg: ModelConfig, fan_in: int) -> float:
 
 
 def uniform(shape: torch.Size, bound: float, generators: list[torch.Generator]) -> torch.Tensor:
-    """``(K, *shape)``: one U(-bound, bound) draw per model, model k from ``generators[k]`` (on its device)."""
-    return torch.stack([(torch.rand(shape, generator=g, device=g.device) * 2 - 1) * bound for g in generators])
+    """``(K, *shape)``: one U(-bound, bound) draw per model, model k from ``generators[k]``
+    (on its device)."""
+    return torch.stack([(torch.rand(shape, generator=g, device=g.device) * 2 - 1) * bound
+                        for g in generators])
 
 
 @torch.no_grad()
 def observer_templates_(model, generators: list[torch.Generator]) -> None:
-    """Set the hidden layer of a :class:`~spikeloc.models.network.SpikingNetwork` (every model of its stack) to
-    the observer's templates: ``W1`` scaled to unit current spread, ``b1`` bisected to ``init_rate``.
+    """Set the hidden layer of a :class:`~spikeloc.models.network.SpikingNetwork` (every model of its stack)
+    to the observer's templates: ``W1`` scaled to unit current spread, ``b1`` bisected to ``init_rate``.
 
     Each model draws its own calibration stimuli (independent offsets) from its generator.
     """
@@ -78,7 +83,8 @@ def observer_templates_(model, generators: list[torch.Generator]) -> None:
     weights, bias = observer_templates(stim, cfg.init_phases, cfg.hidden // cfg.init_phases)
     weights, bias = weights.to(model.W1), bias.to(model.W1)
     stim = stim.model_copy(update={"offset": "per_sample"})
-    x = torch.stack([random_ipd_input_signal(CALIBRATION_SAMPLES, stim, g).spikes.float() for g in generators])
+    x = torch.stack([random_ipd_input_signal(CALIBRATION_SAMPLES, stim, g).spikes.float()
+                     for g in generators])
     ll = x.flatten(1, 2) @ weights + bias  # (K, samples*T, H)
     scale = 1 / ll.std(1).clamp(min=1e-6)  # (K, H)
     model.W1.copy_(weights * scale[:, None, :])

@@ -44,7 +44,8 @@ class MembraneModel(StackedModel):
         """Scores ``(K, B, C)`` for input spikes ``x`` ``(B, T, I)`` or ``(K, B, T, I)``; no hidden spikes."""
         return Output(self.readout(as_input(x, self.W), self.W), None)
 
-    def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig, train_hidden: bool = True) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig,
+             train_hidden: bool = True) -> torch.Tensor:
         """NLL of the true class ``(K,)``, whatever ``train.target`` says: there are no steps to match."""
         return losses.label_nll(self(x).scores, ipd, self.stim, train.class_loss_weight)
 

@@ -37,11 +37,13 @@ class SpikingNetwork(StackedModel):
         self.W1 = nn.Parameter(torch.zeros(models, stim.inputs, cfg.hidden, device=device))
         self.W2 = nn.Parameter(torch.zeros(models, cfg.hidden, self.bins, device=device))
         self.b1 = nn.Parameter(torch.zeros(models, cfg.hidden, device=device)) if cfg.hidden_bias else None
-        register_time_constant(self, "log_tau_hidden", (models, cfg.hidden), cfg.tau_hidden_ms, cfg.learn_tau, device)
+        register_time_constant(self, "log_tau_hidden", (models, cfg.hidden), cfg.tau_hidden_ms,
+                               cfg.learn_tau, device)
         self.readout = Readout(stim, cfg, cfg.readout, models, self.bins, device)
 
     def reset_parameters(self, generators: list[torch.Generator]) -> None:
-        """Draw ``W1`` and ``W2`` as ``model.init`` says, model k from ``generators[k]`` (the bias stays 0)."""
+        """Draw ``W1`` and ``W2`` as ``model.init`` says, model k from ``generators[k]``
+        (the bias stays 0)."""
         with torch.no_grad():
             self.W1.copy_(init.uniform(self.W1.shape[1:], init.bound(self.cfg, self.stim.inputs), generators))
             self.W2.copy_(init.uniform(self.W2.shape[1:], init.bound(self.cfg, self.cfg.hidden), generators))
@@ -55,11 +57,13 @@ class SpikingNetwork(StackedModel):
     def hidden_params(self) -> LIFParams:
         """The hidden layer's :class:`~spikeloc.neurons.lif.LIFParams` (threshold 1, reset to 0)."""
         alpha = torch.exp(-self.stim.dt / self.log_tau_hidden.exp())  # (K, H)
-        return LIFParams(alpha, self.cfg.update_rule, self.cfg.reset, surrogate_slope=self.cfg.surrogate_slope)
+        return LIFParams(alpha, self.cfg.update_rule, self.cfg.reset,
+                         surrogate_slope=self.cfg.surrogate_slope)
 
     def forward(self, x: torch.Tensor, train_hidden: bool = True) -> Output:
-        """Scores ``(K, B, C)`` and hidden spikes ``(K, B, T, H)`` for input spikes ``x`` ``(B, T, I)`` (shared by
-        the stack) or ``(K, B, T, I)``, of any dtype. ``train_hidden=False``: no gradient reaches W1, b1, tau."""
+        """Scores ``(K, B, C)`` and hidden spikes ``(K, B, T, H)`` for input spikes ``x`` ``(B, T, I)``
+        (shared by the stack) or ``(K, B, T, I)``, of any dtype. ``train_hidden=False``: no gradient
+        reaches W1, b1, tau."""
         with torch.set_grad_enabled(train_hidden and torch.is_grad_enabled()):
             current = project(as_input(x, self.W1), self.W1)  # (K, B, T, H)
             if self.b1 is not None:
@@ -68,19 +72,23 @@ class SpikingNetwork(StackedModel):
         return Output(self.readout(spikes, self.W2), spikes)
 
     def step_scores(self, spikes: torch.Tensor) -> torch.Tensor:
-        """Each step's scores ``spikes[t] @ W2``, ``(K, B, T, C)``: with ``readout = "sum"`` the class scores are
-        their sum over steps."""
+        """Each step's scores ``spikes[t] @ W2``, ``(K, B, T, C)``: with ``readout = "sum"`` the class scores
+        are their sum over steps."""
         return spikes @ self.W2[:, None]  # (K, 1, H, C) broadcast over the batch
 
-    def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig, train_hidden: bool = True) -> torch.Tensor:
-        """Per-model loss ``(K,)``: the target's loss (labels or the observer) plus the firing-rate penalty."""
+    def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig,
+             train_hidden: bool = True) -> torch.Tensor:
+        """Per-model loss ``(K,)``: the target's loss (labels or the observer) plus the firing-rate
+        penalty."""
         out = self(x, train_hidden)
         if train.target == "observer":
-            per_model = losses.step_kl(self.step_scores(out.spikes), losses.observer_evidence(self.stim, x, self.bins))
+            per_model = losses.step_kl(self.step_scores(out.spikes),
+                                       losses.observer_evidence(self.stim, x, self.bins))
         else:
             per_model = losses.label_nll(out.scores, ipd, self.stim, train.class_loss_weight)
         if train.rate_reg > 0:
-            per_model = per_model + train.rate_reg * losses.rate_penalty(out.spikes, self.stim.dt, train.target_rate_hz)
+            per_model = per_model + train.rate_reg * losses.rate_penalty(out.spikes, self.stim.dt,
+                                                                         train.target_rate_hz)
         return per_model
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:

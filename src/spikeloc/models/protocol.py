@@ -30,7 +30,8 @@ class Model(Protocol):
     def __call__(self, x: torch.Tensor, train_hidden: bool = True) -> Output:
         """Scores for input spikes ``x``, ``(B, T, I)`` shared by the stack or ``(K, B, T, I)``, any dtype."""
 
-    def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig, train_hidden: bool = True) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig,
+             train_hidden: bool = True) -> torch.Tensor:
         """Per-model training loss ``(K,)`` on spikes ``x`` with true IPDs ``ipd`` ``(B,)`` (rad); the models
         are independent, so their sum is minimised. ``train_hidden=False`` lets no gradient reach the
         hidden layer (the readout-only stage)."""

@@ -56,10 +56,12 @@ WITH_NEURONS = {"mean", "max", "last", "count"}  # readouts that have output neu
 
 
 class Readout(nn.Module):
-    """``readout(x, W)``: scores ``(K, B, C)`` for spikes ``x`` ``(K, B, T, N)`` (or ``(B, T, N)``) and weights
-    ``W`` ``(K, N, C)``. With output neurons it holds their time constants, ``log_tau_out`` ``(K, C)`` (s)."""
+    """``readout(x, W)``: scores ``(K, B, C)`` for spikes ``x`` ``(K, B, T, N)`` (or ``(B, T, N)``) and
+    weights ``W`` ``(K, N, C)``. With output neurons it holds their time constants,
+    ``log_tau_out`` ``(K, C)`` (s)."""
 
-    def __init__(self, stim: StimulusConfig, cfg: ModelConfig, readout: str, models: int, bins: int, device=None):
+    def __init__(self, stim: StimulusConfig, cfg: ModelConfig, readout: str, models: int, bins: int,
+                 device=None):
         super().__init__()
         self.dt, self.cfg, self.readout = stim.dt, cfg, readout
         self._scores = READOUTS[readout]

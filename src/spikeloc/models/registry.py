@@ -1,4 +1,5 @@
-"""Model kinds by name, and :func:`build_models`: construct, draw the weights, then the data-dependent step."""
+"""Model kinds by name, and :func:`build_models`: construct, draw the weights, then the
+data-dependent step."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from ..errors import SpikelocError
 from .membrane import MembraneModel
 from .network import SpikingNetwork
 
-MODEL_KINDS: dict[str, type[SpikingNetwork | MembraneModel]] = {"spiking": SpikingNetwork, "membrane": MembraneModel}
+MODEL_KINDS: dict[str, type[SpikingNetwork | MembraneModel]] = {"spiking": SpikingNetwork,
+                                                                 "membrane": MembraneModel}
 
 
 def model_class(kind: str) -> type[SpikingNetwork | MembraneModel]:
@@ -19,12 +21,15 @@ def model_class(kind: str) -> type[SpikingNetwork | MembraneModel]:
 
 
 def construct(kind: str, stim: StimulusConfig, cfg: ModelConfig, models: int = 1, device=None):
-    """A stack of ``models`` models of ``kind`` with the right shapes and zero weights: ready to load saved ones."""
+    """A stack of ``models`` models of ``kind`` with the right shapes and zero weights: ready to load
+    saved ones."""
     return model_class(kind)(stim, cfg, models, device)
 
 
-def build_models(stim: StimulusConfig, cfg: ModelConfig, seeds: list[int], device=None, kind: str = "spiking"):
-    """A stack of ``len(seeds)`` models ready to train, model k drawn from ``torch.Generator().manual_seed(seeds[k])``.
+def build_models(stim: StimulusConfig, cfg: ModelConfig, seeds: list[int], device=None,
+                 kind: str = "spiking"):
+    """A stack of ``len(seeds)`` models ready to train, model k drawn from
+    ``torch.Generator().manual_seed(seeds[k])``.
 
     Three steps: :func:`construct` (shapes), ``reset_parameters`` (random weights as ``model.init``
     says) and ``calibrate`` (the data-dependent initialisation of ``model.init = "observer"``, which

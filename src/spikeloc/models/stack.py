@@ -1,4 +1,5 @@
-"""What every model of a stack shares: its size ``K``, member ``k`` alone, input handling and time constants."""
+"""What every model of a stack shares: its size ``K``, member ``k`` alone, input handling and time
+constants."""
 
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ def project(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 
 def register_time_constant(module: nn.Module, name: str, shape: tuple[int, int], tau_ms: float, learn: bool,
                            device=None) -> None:
-    """Register ``name`` on ``module``: the log of a time constant (s), ``(K, units)``; a parameter if learned,
-    else a buffer (saved with the weights either way)."""
+    """Register ``name`` on ``module``: the log of a time constant (s), ``(K, units)``; a parameter if
+    learned, else a buffer (saved with the weights either way)."""
     log_tau = torch.full(shape, tau_ms * 1e-3, device=device).log()
     if learn:
         module.register_parameter(name, nn.Parameter(log_tau))
@@ -58,7 +59,8 @@ class StackedModel(nn.Module):
         return next(self.parameters()).device
 
     def member(self, k: int) -> Self:
-        """Model ``k`` alone, as a stack of one: a copy with the ``[k]`` slice of every parameter and buffer."""
+        """Model ``k`` alone, as a stack of one: a copy with the ``[k]`` slice of every parameter and
+        buffer."""
         if not 0 <= k < self.models:
             raise SpikelocError(f"model {k} does not exist: this stack has {self.models} "
                                 f"(0..{self.models - 1})")

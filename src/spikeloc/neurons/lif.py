@@ -80,7 +80,8 @@ def _immediate(p: LIFParams, reset, state: LIFState, h: torch.Tensor) -> LIFStat
 
 def _notebook(p: LIFParams, reset, state: LIFState, h: torch.Tensor) -> LIFState:
     v = reset(p, p.alpha[:, None, :] * state.v + h, state.s)
-    return LIFState(v, spike_fn(state.v - p.threshold, p.surrogate_slope))  # from the membrane before the update
+    # from the membrane before the update
+    return LIFState(v, spike_fn(state.v - p.threshold, p.surrogate_slope))
 
 
 RULES = {"standard": _standard, "immediate": _immediate, "notebook": _notebook}

@@ -180,7 +180,8 @@ def _mean_ci(values: torch.Tensor, z: float = 1.96) -> tuple[float, list[float]]
 def observer_metrics(bin_probs: torch.Tensor, ipd: torch.Tensor, cfg: StimulusConfig) -> dict:
     """Accuracy, midpoint MAE and posterior-median MAE (deg) with 95 % intervals.
 
-    ``bin_probs`` ``(n, bins)``; definitions as :func:`spikeloc.evaluation.metrics.results_from_probabilities`.
+    ``bin_probs`` ``(n, bins)``; definitions as
+    :func:`spikeloc.evaluation.metrics.results_from_probabilities`.
     """
     deg = 180 / math.pi
     ipd = ipd.double().cpu()

@@ -30,7 +30,8 @@ GRID = 240  # phases per cycle: 1.5 deg, so the default 60 bin centres (3 deg ap
 
 
 class StepObserver:
-    """``StepObserver(stim, bins)(x)``: per-step log-likelihood ``(..., bins)`` of spikes ``x`` ``(..., inputs)``.
+    """``StepObserver(stim, bins)(x)``: per-step log-likelihood ``(..., bins)`` of spikes ``x``
+    ``(..., inputs)``.
 
     Bin ``b`` is scored at its centre, ``bins`` equal bins spanning the IPD range; values are
     float32, up to a constant per step.
@@ -41,7 +42,8 @@ class StepObserver:
         # float32 products of 0/1 spikes are exact to ~1e-5; the exponentials below need float64
         self.log_odds, self.silence = log_odds.float(), silence[0]  # (fibres, grid), (grid,)
         self.fibres, self.grid = stim.anf_per_ear, grid
-        position = bin_centres(stim, bins) * grid / (2 * math.pi)  # in grid steps; the right ear leads by delta
+        # in grid steps; the right ear leads by delta
+        position = bin_centres(stim, bins) * grid / (2 * math.pi)
         self.below = position.floor().long()
         self.frac = position - self.below
 

@@ -43,7 +43,8 @@ def class_probabilities(bin_probs: torch.Tensor, num_classes: int) -> torch.Tens
 
 
 def posterior_median(bin_probs: torch.Tensor, cfg: StimulusConfig) -> torch.Tensor:
-    """Median IPD (rad) of a posterior that is uniform within each of its equal bins, ``(...)`` for ``(..., bins)``.
+    """Median IPD (rad) of a posterior that is uniform within each of its equal bins, ``(...)`` for
+    ``(..., bins)``.
 
     It minimises the expected absolute error under that posterior: the continuous estimate behind
     the continuous MAE. Probabilities need not be normalised.

@@ -24,7 +24,8 @@ FLOOR = 1e-300  # stands for probability 0: a spike where p = 0 (sin theta = -1)
 LOG_FLOOR = math.log(FLOOR)  # finite, so a grid point of zero likelihood gets weight ~0 and no inf - inf
 
 
-def log_likelihood_tables(cfg: StimulusConfig, phase: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+def log_likelihood_tables(cfg: StimulusConfig, phase: torch.Tensor,
+                          grid: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-odds table ``A`` ``(rows*fibres, grid)`` and silence table ``B`` ``(rows, grid)``, float64.
 
     ``phase`` ``(rows,)`` (cycles) is each row's phase; ``A[(r,i), j] = a(2*pi*(phase_r + j/grid) + d_i)``,

@@ -43,7 +43,8 @@ class Stage:
 
 
 def stages(train: TrainConfig, has_hidden: bool) -> list[Stage]:
-    """All epochs in one stage, or ``readout_only_epochs`` of the readout alone, then the rest of everything."""
+    """All epochs in one stage, or ``readout_only_epochs`` of the readout alone, then the rest of
+    everything."""
     if train.readout_only_epochs and has_hidden:
         first, rest = train.readout_only_epochs, train.epochs - train.readout_only_epochs
         return [Stage(1, first, False)] + ([Stage(first + 1, rest, True)] if rest else [])
@@ -52,8 +53,8 @@ def stages(train: TrainConfig, has_hidden: bool) -> list[Stage]:
 
 def batches(data: Dataset, batch_size: int, generator: torch.Generator | None = None
             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(spikes as float32 ``(B, T, I)``, IPD ``(B,)``) batches; shuffled when a generator is given; a short last
-    batch is dropped."""
+    """(spikes as float32 ``(B, T, I)``, IPD ``(B,)``) batches; shuffled when a generator is given; a short
+    last batch is dropped."""
     n = len(data)
     order = torch.randperm(n, generator=generator, device=generator.device) if generator is not None else None
     for start in range(0, n - batch_size + 1, batch_size):
@@ -67,12 +68,14 @@ def optimizer(params: list[torch.nn.Parameter], train: TrainConfig, epochs: int)
     steps = epochs * train.train_batches
     if train.lr_schedule != "cosine":
         return adam, None
-    return adam, torch.optim.lr_scheduler.LambdaLR(adam, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
+    return adam, torch.optim.lr_scheduler.LambdaLR(
+        adam, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
 
 
 def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Generator,
         progress: bool = True, label: str = "train") -> list[Epoch]:
-    """Train ``model`` in place on ``train_data``, reshuffled each epoch; returns one :class:`Epoch` per epoch.
+    """Train ``model`` in place on ``train_data``, reshuffled each epoch; returns one :class:`Epoch`
+    per epoch.
 
     With ``cfg.train.fresh_data`` every epoch after the first draws a new training set of the same
     size from ``generator``.
@@ -80,9 +83,11 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
     tc = cfg.train
     groups = model.parameter_groups()
     history = []
-    bar = tqdm(total=tc.epochs * tc.train_batches, desc=label, disable=not progress, leave=False, unit="batch")
+    bar = tqdm(total=tc.epochs * tc.train_batches, desc=label, disable=not progress, leave=False,
+               unit="batch")
     for stage in stages(tc, bool(groups["hidden"])):
-        trained = [p for p in model.parameters() if stage.trains_hidden or any(p is q for q in groups["readout"])]
+        trained = [p for p in model.parameters()
+                   if stage.trains_hidden or any(p is q for q in groups["readout"])]
         adam, schedule = optimizer(trained, tc, stage.epochs)
         for epoch in range(stage.first_epoch, stage.first_epoch + stage.epochs):
             start = time.perf_counter()
@@ -100,7 +105,7 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
                 bar.update()
                 bar.set_postfix(loss=f"{per_model.mean().item():.3f}", epoch=epoch)
             per_epoch = tuple(torch.stack(losses).mean(0).tolist())
-            history.append(Epoch(epoch, sum(per_epoch) / len(per_epoch), per_epoch, adam.param_groups[0]["lr"],
-                                 time.perf_counter() - start))
+            history.append(Epoch(epoch, sum(per_epoch) / len(per_epoch), per_epoch,
+                                 adam.param_groups[0]["lr"], time.perf_counter() - start))
     bar.close()
     return history

@@ -45,7 +45,8 @@ def run_figures(run: Run) -> dict:
 
 
 def draw(run: Run, out: str | Path) -> Path:
-    """Every figure of the run into ``out/figures`` and the HTML report ``out/report.html``; returns its path."""
+    """Every figure of the run into ``out/figures`` and the HTML report ``out/report.html``; returns
+    its path."""
     out = Path(out)
     paths = {name: plots.save(fig, out / "figures" / (name.replace(",", "").replace(" ", "_") + ".png"))
              for name, fig in run_figures(run).items()}

@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..config.schema import StimulusConfig
-from ..task.stimulus import Dataset, phase_delays
 from ..runs.folder import write_atomic
+from ..task.stimulus import Dataset, phase_delays
 from ..training.loop import Epoch
 
 DPI = 150
@@ -33,7 +33,8 @@ EAR_LINE = {"color": "tab:green", "linewidth": 1.2}  # visible on grey rasters a
 
 
 def png(fig: Figure, dpi: int = DPI) -> bytes:
-    """``fig`` as PNG bytes; the figure is released (not registered with pyplot: clearing frees every artist)."""
+    """``fig`` as PNG bytes; the figure is released (not registered with pyplot: clearing frees
+    every artist)."""
     buf = io.BytesIO()
     fig.savefig(buf, dpi=dpi, format="png")
     fig.clear()
@@ -112,8 +113,8 @@ def loss_curves(histories: dict[str, list[Epoch]], chance: dict[str, float] | No
     """Training loss per epoch of each named model kind; a stack's models thin, their mean thick.
 
     ``chance`` maps a kind to its loss for a uniform guess, drawn dashed in the kind's colour (the
-    kinds' losses can differ: fine bins and the class term), or in grey where kinds share it. With ``readout_only_epochs`` the end of the
-    readout-only stage is marked.
+    kinds' losses can differ: fine bins and the class term), or in grey where kinds share it. With
+    ``readout_only_epochs`` the end of the readout-only stage is marked.
     """
     fig = Figure(figsize=(6.5, 4), layout="constrained")
     ax = fig.subplots()

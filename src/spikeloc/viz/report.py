@@ -88,7 +88,8 @@ def _metrics_table(metrics: RunMetrics) -> str:
         head += ["Gap to ideal: accuracy", "Gap to ideal: MAE"]
 
     def row(name: str, split: str, m: SplitMetrics, is_ideal: bool = False) -> str:
-        cells = [name, split, _stat(m.accuracy, True), _stat(m.mae_deg, False), _stat(m.mae_continuous_deg, False)]
+        cells = [name, split, _stat(m.accuracy, True), _stat(m.mae_deg, False),
+                 _stat(m.mae_continuous_deg, False)]
         if ideal:
             cells += _gap(m, ideal) if split == "test" and not is_ideal else ["", ""]
         attr = ' class="ideal"' if is_ideal else ""

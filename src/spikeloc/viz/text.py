@@ -35,5 +35,6 @@ def bound_summary(result: dict) -> str:
         ci = r["accuracy_ci"]
         lines.append(f"  offset {name.split('_')[0]:8} accuracy {100 * r['accuracy']:.1f} % "
                      f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]  "
-                     f"MAE midpoint {r['mae_midpoint_deg']:.2f} deg  MAE median {r['mae_median_deg']:.2f} deg")
+                     f"MAE midpoint {r['mae_midpoint_deg']:.2f} deg  "
+                     f"MAE median {r['mae_median_deg']:.2f} deg")
     return "\n".join(lines)
