@@ -37,7 +37,8 @@ FILE_MODE = 0o644  # readable by others, as files made by open() are; mkstemp wo
 
 
 def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk and rename: never a half-written file."""
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk and rename it: never a
+    half-written file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

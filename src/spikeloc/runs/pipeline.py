@@ -32,7 +32,8 @@ def stage_generator(seed: int, stage: str, device: torch.device) -> torch.Genera
 
 
 def datasets(cfg: RunConfig, device: torch.device) -> dict[str, Dataset]:
-    """The run's training set (epoch 1's, with ``fresh_data``) and test set, drawn again identically on demand."""
+    """The run's training set (epoch 1's, with ``fresh_data``) and test set, drawn again identically on
+    demand."""
     tc = cfg.train
     return {split: random_ipd_input_signal(tc.batch_size * batches, cfg.stimulus,
                                            stage_generator(cfg.seed, split, device))
@@ -78,13 +79,13 @@ def train(cfg: RunConfig, progress: bool = True) -> Run:
     ideal = None
     if cfg.eval.ideal_observer:
         t0 = time.perf_counter()
-        ideal = KindMetrics(test=SplitMetrics.of(evaluate(IdealObserver(cfg.stimulus).to(device), data["test"],
-                                                          cfg.stimulus)))
+        observer = IdealObserver(cfg.stimulus).to(device)
+        ideal = KindMetrics(test=SplitMetrics.of(evaluate(observer, data["test"], cfg.stimulus)))
         seconds["ideal_observer"] = time.perf_counter() - t0
     run.metrics = RunMetrics(kinds={kind: _kind_metrics(r) for kind, r in run.results.items()},
                              chance=1 / cfg.stimulus.num_classes, test_samples=len(data["test"]),
-                             models_trained=cfg.train.models, seeds=tuple(init_seeds(cfg)), ideal_observer=ideal,
-                             seconds=seconds)
+                             models_trained=cfg.train.models, seeds=tuple(init_seeds(cfg)),
+                             ideal_observer=ideal, seconds=seconds)
     return run
 
 
@@ -92,5 +93,6 @@ def evaluate_fresh(run: Run, samples: int, seed: int) -> RunMetrics:
     """Metrics of every model kind of ``run`` on ``samples`` fresh test samples drawn with ``seed``."""
     cfg = run.config
     test = random_ipd_input_signal(samples, cfg.stimulus, stage_generator(seed, "test", run.device))
-    kinds = {kind: KindMetrics(test=SplitMetrics.of(evaluate(m, test, cfg.stimulus))) for kind, m in run.models.items()}
+    kinds = {kind: KindMetrics(test=SplitMetrics.of(evaluate(m, test, cfg.stimulus)))
+             for kind, m in run.models.items()}
     return RunMetrics(kinds=kinds, chance=1 / cfg.stimulus.num_classes, test_samples=samples, test_seed=seed)

@@ -27,7 +27,8 @@ def resolve_device(device: str) -> torch.device:
 
 @dataclass
 class Run:
-    """A trained run, from :func:`spikeloc.runs.pipeline.train` or loaded with :func:`spikeloc.runs.folder.load_run`.
+    """A trained run, from :func:`spikeloc.runs.pipeline.train` or loaded with
+    :func:`spikeloc.runs.folder.load_run`.
 
     ``models`` maps a kind (``spiking``, and ``membrane`` unless ``train.membrane_only = false``) to its
     stack of ``train.models`` models. ``results`` (in memory only) holds the per-sample evaluation
@@ -52,14 +53,17 @@ class Run:
         return self.models[kind]
 
     def predict_proba(self, spikes, model: int = 0, kind: str = "spiking") -> np.ndarray:
-        """Class probabilities ``(n, num_classes)`` for 0/1 spikes ``(n, T, I)``, a numpy array or a tensor."""
+        """Class probabilities ``(n, num_classes)`` for 0/1 spikes ``(n, T, I)``, as a numpy array or a
+        tensor."""
         stim = self.config.stimulus
         x = torch.as_tensor(spikes if torch.is_tensor(spikes) else np.asarray(spikes)).to(self.device)
         if x.ndim != 3 or x.shape[1:] != (stim.steps, stim.inputs):
-            raise SpikelocError(f"spikes must have shape (n, {stim.steps}, {stim.inputs}); got {tuple(x.shape)}")
+            raise SpikelocError(f"spikes must have shape (n, {stim.steps}, {stim.inputs}); "
+                                f"got {tuple(x.shape)}")
         stack = self.stack(kind)
         if not 0 <= model < stack.models:
-            raise SpikelocError(f"model {model} does not exist: this run has {stack.models} (0..{stack.models - 1})")
+            raise SpikelocError(f"model {model} does not exist: this run has {stack.models} "
+                                f"(0..{stack.models - 1})")
         # the whole stack, as its metrics were computed, then model k
         probs = class_probabilities(bin_probabilities(stack, x), stim.num_classes)  # (K, n, classes)
         return probs[model].cpu().numpy()
