@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -152,6 +153,16 @@ def test_run_folder_without_weights(run_dir, tmp_path, capsys):
     (broken / "weights.safetensors").write_bytes(b"not a safetensors file")
     code, _, err = run_cli("evaluate", str(broken), capsys=capsys)
     assert code == 2 and "cannot read" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_without_metrics_keeps_the_old_report(run_dir, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    (copy / "metrics.json").unlink()
+    before = (copy / "report.html").read_bytes()
+    code, _, err = run_cli("report", str(copy), capsys=capsys)
+    assert code == 2 and "has no metrics.json" in err and len(err.strip().splitlines()) == 1
+    assert (copy / "report.html").read_bytes() == before
 
 
 @pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])

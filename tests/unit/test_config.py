@@ -57,6 +57,8 @@ def test_old_names_still_read():
     saved = old.to_toml().replace("surrogate_slope", "beta").replace("update_rule", "semantics")
     assert config_from_toml_text(saved, "old config.toml") == old
     assert ModelConfig(beta=3.0).surrogate_slope == 3.0
+    with pytest.raises(ValueError, match="beta is the old name of surrogate_slope: give one of them"):
+        ModelConfig(beta=3.0, surrogate_slope=2.0)
     with pytest.raises(SpikelocError, match=r"model.beta is the old name of model.surrogate_slope: give one"):
         config_from_toml_text(saved.replace("beta = 2.0", "beta = 2.0\nsurrogate_slope = 2.0"), "x")
 

@@ -111,19 +111,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _canonical(data: dict[str, Any]) -> dict[str, Any]:
-    """Old field names (``model.beta``) replaced by the current ones, section by section; both at once is an
-    error."""
+    """Old field names (``model.beta``) replaced by the current ones, section by section, so that one layer's
+    old name and the next layer's new one merge into one field."""
     out = dict(data)
     for section, cls in SECTIONS.items():
         if isinstance(out.get(section), dict):
-            values = dict(out[section])
-            for name, old in cls.old_names().items():
-                if old in values:
-                    if name in values:
-                        raise SpikelocError(f"{section}.{old} is the old name of {section}.{name}: "
-                                            "give one of them")
-                    values[name] = values.pop(old)
-            out[section] = values
+            try:
+                out[section] = cls.current_names(out[section], prefix=f"{section}.")
+            except ValueError as e:
+                raise SpikelocError(str(e)) from None
     return out
 
 

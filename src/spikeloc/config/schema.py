@@ -32,15 +32,19 @@ class Section(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _old_names(cls, data: Any) -> Any:
-        """Accept each field's old name (``beta``), but not both names at once."""
-        if not isinstance(data, dict):
-            return data
+        return cls.current_names(data) if isinstance(data, dict) else data
+
+    @classmethod
+    def current_names(cls, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        """``values`` with each field's old name (``beta``) replaced by its name; both at once is a
+        ValueError (its message puts ``prefix``, e.g. ``"model."``, before each name)."""
+        out = dict(values)
         for name, old in cls.old_names().items():
-            if old in data:
-                if name in data:
-                    raise ValueError(f"{old!r} is the old name of {name!r}: give one of them")
-                data = {**{k: v for k, v in data.items() if k != old}, name: data[old]}
-        return data
+            if old in out:
+                if name in out:
+                    raise ValueError(f"{prefix}{old} is the old name of {prefix}{name}: give one of them")
+                out[name] = out.pop(old)
+        return out
 
     @classmethod
     def old_names(cls) -> dict[str, str]:

@@ -25,8 +25,6 @@ class MembraneModel(StackedModel):
     initialisation and the engine; it always has one output per class and the mean readout.
     """
 
-    kind = "membrane"
-
     def __init__(self, stim: StimulusConfig, cfg: ModelConfig, models: int = 1, device=None):
         super().__init__(stim, cfg, models, device)
         self.bins = stim.num_classes

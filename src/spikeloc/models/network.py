@@ -29,8 +29,6 @@ class SpikingNetwork(StackedModel):
     ``(K, H, C)`` and, for readouts with output neurons, ``readout.log_tau_out`` ``(K, C)``.
     """
 
-    kind = "spiking"
-
     def __init__(self, stim: StimulusConfig, cfg: ModelConfig, models: int = 1, device=None):
         super().__init__(stim, cfg, models, device)
         self.bins = stim.num_classes * cfg.bins_per_class
@@ -54,8 +52,9 @@ class SpikingNetwork(StackedModel):
         if self.cfg.init == "observer":
             init.observer_templates_(self, generators)
 
-    def hidden_params(self) -> LIFParams:
-        """The hidden layer's :class:`~spikeloc.neurons.lif.LIFParams` (threshold 1, reset to 0)."""
+    def neuron_params(self) -> LIFParams:
+        """The hidden neurons' :class:`~spikeloc.neurons.lif.LIFParams`: threshold 1 (currents are in
+        threshold units), reset to 0 or by subtraction as ``model.reset`` says."""
         alpha = torch.exp(-self.stim.dt / self.log_tau_hidden.exp())  # (K, H)
         return LIFParams(alpha, self.cfg.update_rule, self.cfg.reset,
                          surrogate_slope=self.cfg.surrogate_slope)
@@ -68,7 +67,7 @@ class SpikingNetwork(StackedModel):
             current = project(as_input(x, self.W1), self.W1)  # (K, B, T, H)
             if self.b1 is not None:
                 current = current + self.b1[:, None, None, :]  # (K, 1, 1, H): constant in batch and time
-            spikes = lif(current, self.hidden_params(), self.cfg.engine)
+            spikes = lif(current, self.neuron_params(), self.cfg.engine)
         return Output(self.readout(spikes, self.W2), spikes)
 
     def step_scores(self, spikes: torch.Tensor) -> torch.Tensor:

@@ -63,7 +63,7 @@ class Readout(nn.Module):
     def __init__(self, stim: StimulusConfig, cfg: ModelConfig, readout: str, models: int, bins: int,
                  device=None):
         super().__init__()
-        self.dt, self.cfg, self.readout = stim.dt, cfg, readout
+        self.dt, self.cfg = stim.dt, cfg
         self._scores = READOUTS[readout]
         if readout in WITH_NEURONS:
             register_time_constant(self, "log_tau_out", (models, bins), cfg.tau_out_ms, cfg.learn_tau, device)

@@ -86,8 +86,7 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
     bar = tqdm(total=tc.epochs * tc.train_batches, desc=label, disable=not progress, leave=False,
                unit="batch")
     for stage in stages(tc, bool(groups["hidden"])):
-        trained = [p for p in model.parameters()
-                   if stage.trains_hidden or any(p is q for q in groups["readout"])]
+        trained = list(model.parameters()) if stage.trains_hidden else groups["readout"]
         adam, schedule = optimizer(trained, tc, stage.epochs)
         for epoch in range(stage.first_epoch, stage.first_epoch + stage.epochs):
             start = time.perf_counter()

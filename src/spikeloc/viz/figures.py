@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import SpikelocError
 from ..runs.pipeline import datasets, evaluate_splits, stage_generator
 from ..runs.run import Run
 from ..task.stimulus import random_ipd_input_signal
@@ -48,6 +49,8 @@ def draw(run: Run, out: str | Path) -> Path:
     """Every figure of the run into ``out/figures`` and the HTML report ``out/report.html``; returns
     its path."""
     out = Path(out)
+    if run.metrics is None:  # a folder whose metrics.json is gone: refuse rather than write an empty report
+        raise SpikelocError(f"cannot write the report of {run.path or out}: it has no metrics.json")
     paths = {name: plots.save(fig, out / "figures" / (name.replace(",", "").replace(" ", "_") + ".png"))
              for name, fig in run_figures(run).items()}
     return write_report(out / "report.html", run.config, run.metrics, paths)
