@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import DATA
+from safetensors.torch import load_file
 
 import spikeloc
 from spikeloc.errors import SpikelocError
@@ -81,3 +82,17 @@ def test_a_release_0_1_0_run_folder_still_loads(tmp_path):
     assert run.metrics.test.accuracy.values == tuple(
         json.loads((folder / "metrics.json").read_text())["models"]["spiking"]["test"]["accuracy"]["values"])
     assert [e.epoch for e in run.history["membrane"]] == [1, 2]
+
+
+def test_training_reproduces_release_0_1_0():
+    """`spikeloc train --preset tiny --models 3` of release 0.1.0 (its weights are in tests/data): the same
+    numbers now, up to float32 rounding where this machine's BLAS differs from the one that wrote them."""
+    folder = DATA / "tiny-k3-0.1.0"
+    expected = load_file(folder / "weights.safetensors")
+    old_config = spikeloc.config.config_from_toml_text((folder / "config.toml").read_text(), "config.toml")
+    assert old_config == spikeloc.load_config("tiny", models=3, device="cpu")
+    run = spikeloc.train(old_config.model_copy(update={"eval": old_config.eval.model_copy(
+        update={"ideal_observer": False})}), progress=False)
+    for kind, model in run.models.items():
+        for name, t in model.state_dict().items():
+            torch.testing.assert_close(t, expected[f"{kind}.{name}"], rtol=1e-5, atol=1e-6, msg=name)
