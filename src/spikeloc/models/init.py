@@ -54,6 +54,7 @@ def observer_templates(stim: StimulusConfig, phases: int, ipds: int) -> tuple[to
                 ** stim.envelope_power)
     p_null = stim.rate_max * stim.dt * envelope.mean()
     null_odds, null_silence = (p_null / (1 - p_null)).log(), stim.inputs * torch.log1p(-p_null)
+    # (inputs, phases, ipds) -> (inputs, phases*ipds) and (phases, ipds) -> (phases*ipds,): column j*ipds + m
     return (weights.reshape(stim.inputs, -1).clamp(min=MIN_LOG_ODDS) - null_odds,
             bias.reshape(-1) - null_silence)
 

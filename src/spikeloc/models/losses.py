@@ -21,8 +21,8 @@ def bin_nll(logp: torch.Tensor, ipd: torch.Tensor, stim: StimulusConfig) -> torc
     """Mean NLL per model ``(K,)`` of the true IPD's bin under log-probabilities ``(K, B, bins)`` over
     equal bins."""
     target = discretise(ipd, stim, logp.shape[-1]).expand(logp.shape[0], -1)  # (K, B)
-    nll = F.nll_loss(logp.flatten(0, 1), target.flatten(), reduction="none")
-    return nll.view(logp.shape[:2]).mean(1)
+    nll = F.nll_loss(logp.flatten(0, 1), target.flatten(), reduction="none")  # (K*B,)
+    return nll.view(logp.shape[:2]).mean(1)  # (K, B) -> (K,)
 
 
 def label_nll(scores: torch.Tensor, ipd: torch.Tensor, stim: StimulusConfig,

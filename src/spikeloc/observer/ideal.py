@@ -109,8 +109,9 @@ class IdealObserver(torch.nn.Module):
         x = spikes.to(self.log_odds.device, torch.float32)
         if self.fold is not None:
             x = self.fold @ x  # spike counts per (phase bin, fibre): integers, exact in float32
+        # (n, rows, 2, fibres) -> (n, 2, rows, fibres) -> (n*2, rows*fibres)
         per_ear = x.unflatten(-1, (2, fibres)).transpose(1, 2).reshape(n * 2, -1).double()
-        return (per_ear @ self.log_odds + self.silence).view(n, 2, self.grid)
+        return (per_ear @ self.log_odds + self.silence).view(n, 2, self.grid)  # (n*2, grid) -> (n, 2, grid)
 
     @torch.no_grad()
     def log_posterior(self, spikes: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:

@@ -104,7 +104,8 @@ def save(run: Run, out: str | Path) -> Path:
 
 def _upgrade(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Weights of release 0.1.0: the spiking bias was ``(K, 1, 1, H)``."""
-    return {name: t.flatten(1) if name == "b1" and t.ndim == 4 else t for name, t in state.items()}
+    return {name: t.flatten(1) if name == "b1" and t.ndim == 4 else t  # (K, 1, 1, H) -> (K, H)
+            for name, t in state.items()}
 
 
 def load_run(run_dir: str | Path, device: str | None = None) -> Run:

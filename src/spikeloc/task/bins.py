@@ -39,7 +39,7 @@ def log_probs(scores: torch.Tensor) -> torch.Tensor:
 
 def class_probabilities(bin_probs: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Sum the fine output bins of each class: ``(..., bins)`` -> ``(..., num_classes)``."""
-    return bin_probs.unflatten(-1, (num_classes, -1)).sum(-1)
+    return bin_probs.unflatten(-1, (num_classes, -1)).sum(-1)  # (..., classes, bins per class) summed
 
 
 def posterior_median(bin_probs: torch.Tensor, cfg: StimulusConfig) -> torch.Tensor:

@@ -40,6 +40,6 @@ def log_likelihood_tables(cfg: StimulusConfig, phase: torch.Tensor,
         theta = 2 * math.pi * (phase[rows, None, None] + psi) + delays[:, None]
         p = cfg.rate_max * cfg.dt * (0.5 * (1 + theta.sin())) ** cfg.envelope_power
         log_q = torch.log1p(-p).clamp(min=LOG_FLOOR)
-        log_odds.append((p.log().clamp(min=LOG_FLOOR) - log_q).flatten(0, 1))
+        log_odds.append((p.log().clamp(min=LOG_FLOOR) - log_q).flatten(0, 1))  # (rows*fibres, grid)
         silence.append(log_q.sum(1))
     return torch.cat(log_odds), torch.cat(silence)

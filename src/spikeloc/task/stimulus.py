@@ -77,7 +77,7 @@ def input_signal(ipd: torch.Tensor, cfg: StimulusConfig, generator: torch.Genera
         m = len(ipd[sl])
         spike_probability(ipd[sl], offset[sl], cfg, out=p[:m])
         torch.lt(draw[:m].uniform_(generator=generator), p[:m], out=spikes[sl])
-    return Dataset(ipd=ipd.float(), spikes=spikes.view(torch.uint8), offset=offset)
+    return Dataset(ipd=ipd.float(), spikes=spikes.view(torch.uint8), offset=offset)  # bool -> uint8, no copy
 
 
 def random_ipd_input_signal(n: int, cfg: StimulusConfig, generator: torch.Generator) -> Dataset:
