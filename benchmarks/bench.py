@@ -49,7 +49,7 @@ DOC = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 INPUTS, CLASSES = 200, 12
-TAU, DT, BETA, LR = 20e-3, 1e-3, 5.0, 0.01
+TAU, DT, SLOPE, LR = 20e-3, 1e-3, 5.0, 0.01  # SLOPE: of the surrogate gradient
 TUTORIAL_STEPS = 10 * 64  # the tutorial preset: 10 epochs of 64 batches
 NOTEBOOK = "notebook loop"
 FLOOR = "matmul floor"
@@ -123,7 +123,7 @@ def snntorch_loss(problem: Problem, device: torch.device):
     # snnTorch 1.0.0's surrogate.sigmoid(slope=5) computes exp(-5 v) / (exp(-5 v) + 1)^2, which is
     # inf / inf = nan for membranes below about -17.7, reached here in the first step (snnTorch
     # issue #427). spike_fn is the same function, k sig(k v) (1 - sig(k v)), in the stable form.
-    lif = snntorch.Leaky(beta=alpha, threshold=1.0, spike_grad=partial(spike_fn, slope=BETA),
+    lif = snntorch.Leaky(beta=alpha, threshold=1.0, spike_grad=partial(spike_fn, slope=SLOPE),
                          reset_mechanism="zero").to(device)
     readout = snntorch.Leaky(beta=alpha, reset_mechanism="none").to(device)
 
@@ -154,7 +154,7 @@ def norse_loss(problem: Problem, device: torch.device):
     gain = TAU / DT
     lif = norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=tensor(1 / TAU), v_leak=tensor(0.0),
                                                   v_th=tensor(1.0), v_reset=tensor(0.0),
-                                                  method="tanh", alpha=BETA / 2), dt=DT)
+                                                  method="tanh", alpha=SLOPE / 2), dt=DT)
     readout = norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=tensor(1 / TAU), v_leak=tensor(0.0)), dt=DT)
 
     def loss():

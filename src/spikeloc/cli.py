@@ -51,7 +51,7 @@ def cli():
 @cli.command()
 @config_options
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run folder to create (default: runs/PRESET-TIME-sSEED).")
+              help="Run folder to create (default: runs/NAME-TIME-sSEED, NAME the preset or config file's).")
 @click.option("--models", "-k", type=click.IntRange(min=1), default=None,
               help="Train K independent models at once (seeds seed..seed+K-1).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -59,7 +59,8 @@ def train(preset, config_file, overrides, seed, device, out, models, quiet):
     """Train a spiking model (and the membrane-only baseline) and write a run folder with a report."""
     overrides = (*overrides, f"train.models={models}") if models else overrides
     cfg = resolve(preset, config_file, overrides, seed, device)
-    out = out or Path("runs") / f"{preset or 'run'}-{datetime.now():%Y%m%d-%H%M%S}-s{cfg.seed}"
+    name = preset or (config_file.stem if config_file else "default")
+    out = out or Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}-s{cfg.seed}"
     runs.check_out_dir(out)
     runs.resolve_device(cfg.device)
     run = runs.train(cfg, progress=not quiet)

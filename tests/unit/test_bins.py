@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from spikeloc.config import load_config
+from spikeloc.task import bins
 from spikeloc.task.bins import bin_centres, class_probabilities, continuise, discretise, posterior_median
 
 STIM = load_config("tutorial").stimulus  # 12 classes over [-90, 90] deg
@@ -18,7 +19,7 @@ def test_discretise_continuise_round_trip():
     # the notebook's floor((ipd + pi/2) * 12 / pi)
     assert torch.equal(discretise(ipd, STIM), ((ipd + math.pi / 2) * 12 / math.pi).long())
     assert discretise(torch.tensor([math.pi / 2]), STIM).item() == STIM.num_classes - 1  # top edge clamped
-    assert torch.equal(bin_centres(STIM, 12), continuise(idx, STIM))
+    torch.testing.assert_close(bin_centres(STIM, 12), continuise(idx, STIM), rtol=0, atol=1e-15)
     assert math.degrees(bin_centres(STIM, 60)[0].item()) == pytest.approx(-88.5)
 
 
@@ -52,3 +53,16 @@ def test_posterior_median_inverts_the_cumulative_distribution(gen):
     inside = ((median[:, None] - edges[:-1]) / (edges[1] - edges[0])).clamp(0, 1)  # (n, bins) fraction below
     below = (inside * p).sum(1) / p.sum(1)
     torch.testing.assert_close(below, torch.full_like(below, 0.5), atol=1e-12, rtol=0)
+
+
+def test_outcome_per_sample(gen):
+    probs = torch.zeros(2, 3, 24)  # K=2 models, 3 samples, 2 fine bins per class
+    probs[0, torch.arange(3), torch.tensor([0, 12, 23])] = 1  # classes 0, 6, 11
+    probs[1, :, 12] = 1  # always class 6
+    ipd = torch.tensor([-85.0, 5.0, 80.0], dtype=torch.float64).deg2rad()  # classes 0, 6, 11
+    out = bins.outcome(probs, ipd, STIM)
+    assert out.estimate.tolist() == [[0, 6, 11], [6, 6, 6]]
+    assert out.correct.tolist() == [[1, 1, 1], [0, 1, 0]]
+    assert out.midpoint_error[0].rad2deg().tolist() == pytest.approx([2.5, 2.5, 2.5])
+    # the posterior median of all mass in fine bin 12 (0 to 7.5 deg) is its midpoint, 3.75 deg
+    assert out.median_error[1].rad2deg().tolist() == pytest.approx([88.75, 1.25, 76.25])

@@ -80,6 +80,8 @@ def test_override_values_are_typed():
     (["model.reset=halfway"], "'zero' or 'subtract'"),
     (["stimulus.ipd_max_deg=-90"], "ipd_max_deg must be greater"),
     (["noequals"], "key=value"),
+    (["train.target_rate_hz=0"], "train.target_rate_hz: Input should be greater than 0"),
+    (["model.hidden.x=3"], "a key is a field name or section.field"),
 ])
 def test_bad_values_name_the_field(overrides, needle):
     with pytest.raises(SpikelocError) as e:

@@ -229,3 +229,9 @@ def test_fused_unavailable_is_a_clear_error(monkeypatch):
     with pytest.raises(SpikelocError, match=r"^model.engine: 'fused' is not available on cuda "
                                             r"\(triton not installed\); allowed: auto, reference$"):
         dispatch.check_engine("fused", "cuda")
+
+
+def test_fused_lif_refuses_alpha_of_another_stack():
+    h, alpha, _ = make_case((3, 2, 5, 4), scale=0.8, seed=9)
+    with pytest.raises(ValueError, match=r"alpha \(K, N\); got \(3, 2, 5, 4\) and \(1, 4\)"):
+        fused_lif(h, params(alpha[:1], "standard"), lif_numba)

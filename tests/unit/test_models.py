@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 import torch
@@ -206,3 +207,14 @@ def test_train_hidden_false_lets_no_gradient_reach_the_hidden_layer(gen):
     assert all(p.grad is None for p in net.parameter_groups()["hidden"])
     assert all(p.grad is not None for p in net.parameter_groups()["readout"])
     assert all(p.requires_grad for p in net.parameters())  # nothing was frozen to get there
+
+
+def test_input_of_the_wrong_shape_is_a_one_line_error(gen):
+    cfg = load_config("tiny")
+    stack = build_models(cfg.stimulus, cfg.model, [0, 1])
+    x = spikes_like(cfg, 3, gen)
+    for bad, shape in ((x[None], "(1, 3, 100, 32)"), (x[..., 1:], "(3, 100, 31)"), (x[0], "(100, 32)")):
+        with pytest.raises(SpikelocError, match=rf"^input spikes must be \(B, T, 32\) or \(2, B, T, 32\); "
+                                                rf"got {re.escape(shape)}$"):
+            stack(bad)
+    torch.testing.assert_close(stack(x.expand(2, -1, -1, -1)).scores, stack(x).scores)  # (K, B, T, I) is fine

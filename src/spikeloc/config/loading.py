@@ -74,6 +74,9 @@ def resolve_key(key: str) -> list[str]:
                                 f"{' and '.join(f'{s}.{n}' for s, n in owners)}; write the dotted name")
     elif len(parts) == 2 and parts[0] in SECTIONS and parts[1] in _names(SECTIONS[parts[0]]):
         return [parts[0], _names(SECTIONS[parts[0]])[parts[1]]]
+    elif len(parts) > 2:
+        raise SpikelocError(f"unknown config key {key!r}: a key is a field name or section.field, "
+                            "e.g. hidden or model.hidden")
     raise SpikelocError(f"unknown config key {key!r}{_suggest(key)}; `spikeloc config` prints every key")
 
 

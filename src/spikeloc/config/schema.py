@@ -174,7 +174,7 @@ class TrainConfig(Section):
         0.0, "weight of the class NLL (fine bins summed per class) added to the fine-bin NLL; only matters "
         "when bins_per_class > 1", "1", ge=0)
     rate_reg: float = field(0.0, "weight of the hidden firing-rate penalty", "1", ge=0)
-    target_rate_hz: float = field(10.0, "hidden firing rate the penalty pulls towards", "Hz", ge=0)
+    target_rate_hz: float = field(10.0, "hidden firing rate the penalty pulls towards", "Hz", gt=0)
     models: int = field(1, "independent models trained at once (seeds seed..seed+models-1)", "models", ge=1)
     membrane_only: bool = field(True, "also train the membrane-only baseline")
 

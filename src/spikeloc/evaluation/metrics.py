@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..config.schema import StimulusConfig
-from ..task.bins import class_probabilities, continuise, discretise, log_probs, posterior_median
+from ..task.bins import continuise, discretise, log_probs, outcome
 from ..task.stimulus import Dataset
 
 METRICS = ("accuracy", "mae_deg", "mae_continuous_deg")
@@ -51,23 +51,20 @@ def results_from_probabilities(bin_probs: torch.Tensor, ipd: torch.Tensor,
                                cfg: StimulusConfig) -> list[ModelResult]:
     """Per-model results from posteriors ``(K, n, bins)`` and true IPDs (rad) ``(n,)``."""
     true_class = discretise(ipd, cfg).cpu()
-    probs = class_probabilities(bin_probs.cpu(), cfg.num_classes)
-    estimate = probs.argmax(-1)  # (K, n)
-    median = posterior_median(bin_probs.cpu(), cfg)
+    out = outcome(bin_probs, ipd, cfg)  # (K, n) each
     deg = 180 / math.pi
-    ipd64 = ipd.double().cpu()
     results = []
-    for k in range(probs.shape[0]):
+    for k in range(out.estimate.shape[0]):
         confusion = np.zeros((cfg.num_classes, cfg.num_classes))
-        np.add.at(confusion, (estimate[k].numpy(), true_class.numpy()), 1)
+        np.add.at(confusion, (out.estimate[k].numpy(), true_class.numpy()), 1)
         confusion /= np.maximum(confusion.sum(0, keepdims=True), 1)  # normalised per true class
         results.append(ModelResult(
-            accuracy=(estimate[k] == true_class).double().mean().item(),
-            mae_deg=((continuise(estimate[k], cfg) - ipd64).abs().mean() * deg).item(),
-            mae_continuous_deg=((median[k] - ipd64).abs().mean() * deg).item(),
+            accuracy=out.correct[k].mean().item(),
+            mae_deg=(out.midpoint_error[k].mean() * deg).item(),
+            mae_continuous_deg=(out.median_error[k].mean() * deg).item(),
             confusion=confusion,
-            ipd_estimate_deg=(continuise(estimate[k], cfg) * deg).numpy(),
-            ipd_true_deg=(ipd64 * deg).numpy(),
+            ipd_estimate_deg=(continuise(out.estimate[k], cfg) * deg).numpy(),
+            ipd_true_deg=(ipd.double().cpu() * deg).numpy(),
         ))
     return results
 

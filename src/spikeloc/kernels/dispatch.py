@@ -29,10 +29,11 @@ from .li_matrix import li_time_mean, li_trace
 
 try:
     from . import lif_triton
-except ModuleNotFoundError as e:  # triton is optional; without it a GPU runs the reference
-    if e.name != "triton":
-        raise
+
+    TRITON_MISSING = "triton not installed"
+except ImportError as e:  # triton is optional (the gpu extra); without it a GPU runs the reference
     lif_triton = None
+    TRITON_MISSING = "triton not installed" if e.name == "triton" else f"triton failed to import: {e}"
 
 FUSED_LIF: dict[str, ModuleType | None] = {"cpu": lif_numba, "cuda": lif_triton}  # device type -> backend
 
@@ -43,7 +44,7 @@ def fused_lif_backend(device: torch.device | str) -> tuple[ModuleType | None, st
     if device_type not in FUSED_LIF:
         return None, f"no fused kernel for {device_type}"
     backend = FUSED_LIF[device_type]
-    return backend, "" if backend is not None else "triton not installed"
+    return backend, "" if backend is not None else TRITON_MISSING
 
 
 def check_engine(engine: str, device: torch.device | str) -> None:

@@ -64,6 +64,9 @@ class FusedLIF(torch.autograd.Function):
     def forward(ctx, h, alpha, rec: Recurrence, backend: ModuleType):
         if h.dtype != torch.float32 or alpha.dtype != torch.float32:
             raise TypeError(f"fused LIF needs float32 h and alpha, got {h.dtype} and {alpha.dtype}")
+        if h.ndim != 4 or alpha.shape != (h.shape[0], h.shape[3]):  # the kernels index alpha[k, n] unchecked
+            raise ValueError(f"fused LIF needs h (K, B, T, N) and alpha (K, N); got {tuple(h.shape)} and "
+                             f"{tuple(alpha.shape)}")
         alpha = alpha.detach().contiguous()
         spikes, u = backend.forward(h.detach().contiguous(), alpha, rec)
         ctx.save_for_backward(u, spikes, alpha)

@@ -68,5 +68,4 @@ def rate_penalty(spikes: torch.Tensor, dt: float, target_rate_hz: float) -> torc
     """Mean over hidden neurons of ``(rate / target - 1)**2`` ``(K,)``, each neuron's rate (Hz) from
     ``(K, B, T, H)``."""
     rate = spikes.mean(dim=(1, 2)) / dt  # (K, H)
-    target = max(target_rate_hz, 1e-9)
-    return ((rate / target - 1) ** 2).mean(-1)
+    return ((rate / target_rate_hz - 1) ** 2).mean(-1)

@@ -44,3 +44,9 @@ class Model(Protocol):
 
     def member(self, k: int) -> Self:
         """Model ``k`` of the stack alone, as a stack of one (a copy)."""
+
+    def reset_parameters(self, generators: list[torch.Generator]) -> None:
+        """Draw the random weights, model k from ``generators[k]`` (``build_models`` calls it)."""
+
+    def calibrate(self, generators: list[torch.Generator]) -> None:
+        """The data-dependent initialisation, after ``reset_parameters`` (a no-op for most models)."""

@@ -56,9 +56,9 @@ WITH_NEURONS = {"mean", "max", "last", "count"}  # readouts that have output neu
 
 
 class Readout(nn.Module):
-    """``readout(x, W)``: scores ``(K, B, C)`` for spikes ``x`` ``(K, B, T, N)`` (or ``(B, T, N)``) and
-    weights ``W`` ``(K, N, C)``. With output neurons it holds their time constants,
-    ``log_tau_out`` ``(K, C)`` (s)."""
+    """``readout(x, W)``: scores ``(K, B, C)`` for spikes ``x`` ``(K, B, T, N)`` and weights ``W``
+    ``(K, N, C)``; the readouts with output neurons also take ``(B, T, N)``, shared by the stack. With
+    output neurons it holds their time constants, ``log_tau_out`` ``(K, C)`` (s)."""
 
     def __init__(self, stim: StimulusConfig, cfg: ModelConfig, readout: str, models: int, bins: int,
                  device=None):

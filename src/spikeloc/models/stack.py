@@ -13,9 +13,15 @@ from ..errors import SpikelocError
 from ..kernels.dispatch import check_engine
 
 
-def as_input(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Input spikes in the weights' dtype, whatever theirs (a :class:`~spikeloc.task.Dataset` holds uint8)."""
-    return x.to(weights.dtype)
+def as_input(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Input spikes for weights ``W`` ``(K, I, out)``, on their device and in their dtype, whatever the
+    spikes' (a :class:`~spikeloc.task.Dataset` holds uint8): ``(B, T, I)`` or ``(K, B, T, I)``, else a
+    one-line error."""
+    K, inputs, _ = W.shape
+    if not (x.ndim == 3 or (x.ndim == 4 and x.shape[0] == K)) or x.shape[-1] != inputs:
+        raise SpikelocError(f"input spikes must be (B, T, {inputs}) or ({K}, B, T, {inputs}); "
+                            f"got {tuple(x.shape)}")
+    return x.to(W.device, W.dtype)
 
 
 def project(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:

@@ -48,7 +48,7 @@ from fractions import Fraction
 import torch
 
 from ..config.schema import StimulusConfig
-from ..task.bins import class_probabilities, continuise, discretise, posterior_median
+from ..task.bins import outcome
 from ..task.likelihood import FLOOR, log_likelihood_tables
 from ..task.stimulus import random_ipd_input_signal
 
@@ -78,8 +78,8 @@ class IdealObserver(torch.nn.Module):
     ``360/phase_grid`` deg; they must be equal for the shift structure); ``fold=False`` forces the
     full likelihood even where folding is exact (for checking).
 
-    ``forward(x)`` takes spikes ``(batch, steps, inputs)`` and returns ``(scores, None)`` with scores
-    ``(1, batch, bins)`` the log posterior, offset unknown: a drop-in for a trained model in
+    ``forward(x)`` takes spikes ``(B, T, I)`` and returns ``(scores, None)`` with scores
+    ``(1, B, bins)`` the log posterior, offset unknown: a drop-in for a trained model in
     :func:`spikeloc.evaluation.evaluate`. :meth:`log_posterior` also takes known offsets.
     """
 
@@ -117,7 +117,7 @@ class IdealObserver(torch.nn.Module):
     def log_posterior(self, spikes: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
         """Log posterior over the IPD bins, ``(n, bins)`` float32.
 
-        ``spikes`` ``(n, steps, inputs)`` (any dtype); ``offset`` ``(n,)`` cycles: the true phase offsets
+        ``spikes`` ``(n, T, I)`` (any dtype); ``offset`` ``(n,)`` cycles: the true phase offsets
         if known, else None to marginalise over a uniform offset.
         """
         return torch.cat([self.log_posterior_from(self.ear_log_likelihoods(spikes[sl]),
@@ -181,18 +181,15 @@ def _mean_ci(values: torch.Tensor, z: float = 1.96) -> tuple[float, list[float]]
 def observer_metrics(bin_probs: torch.Tensor, ipd: torch.Tensor, cfg: StimulusConfig) -> dict:
     """Accuracy, midpoint MAE and posterior-median MAE (deg) with 95 % intervals.
 
-    ``bin_probs`` ``(n, bins)``; definitions as
-    :func:`spikeloc.evaluation.metrics.results_from_probabilities`.
+    ``bin_probs`` ``(n, bins)``; the errors are those of :func:`spikeloc.task.bins.outcome`, as the
+    models' metrics are.
     """
     deg = 180 / math.pi
-    ipd = ipd.double().cpu()
-    estimate = class_probabilities(bin_probs.cpu(), cfg.num_classes).argmax(-1)
-    correct = (estimate == discretise(ipd, cfg)).double()
-    midpoint_err = (continuise(estimate, cfg) - ipd).abs() * deg
-    median_err = (posterior_median(bin_probs.cpu(), cfg) - ipd).abs() * deg
-    out = {"accuracy": correct.mean().item(), "accuracy_ci": _wilson(correct.sum().item(), len(correct))}
-    out["mae_midpoint_deg"], out["mae_midpoint_deg_ci"] = _mean_ci(midpoint_err)
-    out["mae_median_deg"], out["mae_median_deg_ci"] = _mean_ci(median_err)
+    result = outcome(bin_probs, ipd.double(), cfg)
+    out = {"accuracy": result.correct.mean().item(),
+           "accuracy_ci": _wilson(result.correct.sum().item(), len(result.correct))}
+    out["mae_midpoint_deg"], out["mae_midpoint_deg_ci"] = _mean_ci(result.midpoint_error * deg)
+    out["mae_median_deg"], out["mae_median_deg_ci"] = _mean_ci(result.median_error * deg)
     return out
 
 

@@ -29,7 +29,7 @@ from safetensors.torch import save as safetensors_bytes
 from ..config.loading import config_from_toml_text
 from ..errors import SpikelocError
 from ..evaluation.metrics import RunMetrics
-from ..models.registry import construct
+from ..models.registry import MODEL_KINDS, construct
 from ..training.loop import Epoch
 from .run import Run, resolve_device
 
@@ -126,7 +126,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
     dev = resolve_device(device or "auto") if device or cfg.device == "cuda" else torch.device("cpu")
     cfg = cfg.model_copy(update={"device": dev.type})
     models = {}
-    for kind in ("spiking", "membrane"):
+    for kind in MODEL_KINDS:
         state = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(kind + ".")}
         if not state:
             continue
@@ -153,5 +153,5 @@ def _read_side_file(path: Path, parse):
         return None
     try:
         return parse(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise SpikelocError(f"cannot read {path}: {type(e).__name__}: {e}") from None

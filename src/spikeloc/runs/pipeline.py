@@ -16,13 +16,11 @@ import torch
 
 from ..config.schema import RunConfig
 from ..evaluation.metrics import KindMetrics, ModelResult, RunMetrics, SplitMetrics, evaluate
-from ..models.registry import build_models
+from ..models.registry import MODEL_KINDS, build_models
 from ..observer.ideal import IdealObserver
 from ..task.stimulus import Dataset, random_ipd_input_signal
 from ..training.loop import fit
 from .run import Run, resolve_device
-
-KINDS = ("spiking", "membrane")
 
 
 def stage_generator(seed: int, stage: str, device: torch.device) -> torch.Generator:
@@ -66,7 +64,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Run:
     data = datasets(cfg, device)
     seconds = {"data": time.perf_counter() - t0}
     run = Run(config=cfg, models={})
-    for kind in KINDS if cfg.train.membrane_only else KINDS[:1]:
+    for kind in MODEL_KINDS if cfg.train.membrane_only else ["spiking"]:
         t0 = time.perf_counter()
         model = build_models(cfg.stimulus, cfg.model, init_seeds(cfg), device, kind)
         run.history[kind] = fit(model, cfg, data["train"], stage_generator(cfg.seed, f"fit-{kind}", device),

@@ -6,6 +6,8 @@ The IPD range ``[lo, hi]`` (``StimulusConfig.ipd_range``, rad) is cut into ``bin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -24,12 +26,19 @@ def continuise(index: torch.Tensor, cfg: StimulusConfig, bins: int | None = None
     """Bin index -> IPD at the bin's midpoint (rad, float64)."""
     bins = bins or cfg.num_classes
     lo, hi = cfg.ipd_range
-    return lo + (index.double() + 0.5) * (hi - lo) / bins
+    return lo + (index.double() + 0.5) / bins * (hi - lo)
 
 
 def bin_centres(cfg: StimulusConfig, bins: int) -> torch.Tensor:
-    """Midpoints (rad, float64) of ``bins`` equal bins spanning the IPD range, ``(bins,)``."""
-    return continuise(torch.arange(bins), cfg, bins)
+    """Midpoints (rad, float64) of ``bins`` equal bins spanning the IPD range, ``(bins,)``: where the observer
+    templates and the per-step observer score an IPD bin.
+
+    The same values as :func:`continuise` up to the last bit (the product and the division come in
+    the other order); each keeps the order the models and metrics of earlier releases were made with,
+    so their numbers reproduce exactly.
+    """
+    lo, hi = cfg.ipd_range
+    return lo + (torch.arange(bins, dtype=torch.float64) + 0.5) * (hi - lo) / bins
 
 
 def log_probs(scores: torch.Tensor) -> torch.Tensor:
@@ -57,3 +66,24 @@ def posterior_median(bin_probs: torch.Tensor, cfg: StimulusConfig) -> torch.Tens
     before = torch.where(k > 0, cdf.gather(-1, (k - 1).clamp(min=0)), torch.zeros_like(k, dtype=cdf.dtype))
     frac = ((0.5 - before) / p.gather(-1, k).clamp(min=1e-300)).clamp(0, 1)
     return (lo + (k + frac) * (hi - lo) / bins).squeeze(-1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Per-sample outcome of posteriors over bins against the true IPDs, ``(..., n)`` each."""
+
+    estimate: torch.Tensor  # the most probable class (fine bins summed per class)
+    correct: torch.Tensor  # 1.0 where it is the true IPD's class, float64
+    midpoint_error: torch.Tensor  # |estimated class midpoint - true IPD| (rad, float64)
+    median_error: torch.Tensor  # |posterior median - true IPD| (rad, float64): the continuous error
+
+
+def outcome(bin_probs: torch.Tensor, ipd: torch.Tensor, cfg: StimulusConfig) -> Outcome:
+    """The :class:`Outcome` of posteriors ``(..., n, bins)`` for true IPDs ``(n,)`` (rad), on the CPU.
+
+    The true class is taken at the precision ``ipd`` comes in, the errors in float64.
+    """
+    bin_probs, true_class, ipd64 = bin_probs.cpu(), discretise(ipd.cpu(), cfg), ipd.double().cpu()
+    estimate = class_probabilities(bin_probs, cfg.num_classes).argmax(-1)
+    return Outcome(estimate, (estimate == true_class).double(), (continuise(estimate, cfg) - ipd64).abs(),
+                   (posterior_median(bin_probs, cfg) - ipd64).abs())

@@ -7,8 +7,9 @@ Fibre ``i`` (phase delay ``d_i``) spikes in a step independently with probabilit
     sum_i x_i log p + (1 - x_i) log(1 - p) = sum_i x_i a(theta_i) + sum_i b(theta_i),
     a = log(p / (1 - p))  (log-odds),   b = log(1 - p)  (silence).
 
-The ideal observer (:mod:`spikeloc.observer`), its per-step teacher and the observer-template
-initialisation (:mod:`spikeloc.models.init`) all read these tables.
+The ideal observer (:mod:`spikeloc.observer.ideal`), its evidence from one step
+(:mod:`spikeloc.observer.step`) and the observer-template initialisation (:mod:`spikeloc.models.init`)
+all read these tables.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ CHUNK = 64  # samples per generation chunk: the float32 scratch stays in cache
 
 @dataclass(frozen=True)
 class Dataset:
-    """A set of stimuli: true IPDs (rad, float32, ``(n,)``) and spikes (uint8, ``(n, steps, inputs)``)."""
+    """A set of stimuli: true IPDs (rad, float32, ``(n,)``) and spikes (uint8, ``(n, T, I)``)."""
 
     ipd: torch.Tensor
     spikes: torch.Tensor
@@ -45,18 +45,18 @@ def phase_delays(cfg: StimulusConfig, device=None) -> torch.Tensor:
 
 def spike_probability(ipd: torch.Tensor, offset: torch.Tensor, cfg: StimulusConfig,
                       out: torch.Tensor | None = None) -> torch.Tensor:
-    """Spike probability per step, ``(n, steps, inputs)`` float32, for IPDs (rad) and offsets (cycles).
+    """Spike probability per step, ``(n, T, I)`` float32, for IPDs (rad) and offsets (cycles).
 
-    ``sin(phi_t + beta_i) = sin(phi_t) cos(beta_i) + cos(phi_t) sin(beta_i)`` turns the
-    (n, steps, inputs) array of sines into one batched matrix product of small factors.
+    ``sin(phi_t + d_i) = sin(phi_t) cos(d_i) + cos(phi_t) sin(d_i)`` (``d_i`` the fibre's phase) turns the
+    (n, T, I) array of sines into one batched matrix product of small factors.
     """
     device, n = ipd.device, len(ipd)
     t = torch.arange(cfg.steps, device=device, dtype=torch.float64) * cfg.dt
-    phi = 2 * math.pi * (cfg.f * t[None, :] + offset.double()[:, None])  # (n, steps)
+    phi = 2 * math.pi * (cfg.f * t[None, :] + offset.double()[:, None])  # (n, T)
     delay = phase_delays(cfg, device).double()
-    beta = torch.cat([delay.expand(n, -1), delay[None, :] + ipd.double()[:, None]], dim=1)  # (n, inputs)
-    time_factor = torch.stack([phi.sin(), phi.cos()], dim=2).float()  # (n, steps, 2)
-    fibre_factor = torch.stack([beta.cos(), beta.sin()], dim=1).float()  # (n, 2, inputs)
+    fibre_phase = torch.cat([delay.expand(n, -1), delay[None, :] + ipd.double()[:, None]], dim=1)  # (n, I)
+    time_factor = torch.stack([phi.sin(), phi.cos()], dim=2).float()  # (n, T, 2)
+    fibre_factor = torch.stack([fibre_phase.cos(), fibre_phase.sin()], dim=1).float()  # (n, 2, I)
     p = torch.bmm(time_factor, fibre_factor, out=out)
     return p.mul_(0.5).add_(0.5).pow_(cfg.envelope_power).mul_(cfg.rate_max * cfg.dt)
 

@@ -62,10 +62,9 @@ def batches(data: Dataset, batch_size: int, generator: torch.Generator | None = 
         yield data.spikes[idx].float(), data.ipd[idx]
 
 
-def optimizer(params: list[torch.nn.Parameter], train: TrainConfig, epochs: int):
-    """Adam and, for the cosine schedule, a decay to 0 over ``epochs`` epochs (else None)."""
+def optimizer(params: list[torch.nn.Parameter], train: TrainConfig, steps: int):
+    """Adam and, for the cosine schedule, a decay to 0 over ``steps`` optimizer steps (else None)."""
     adam = torch.optim.Adam(params, lr=train.lr)
-    steps = epochs * train.train_batches
     if train.lr_schedule != "cosine":
         return adam, None
     return adam, torch.optim.lr_scheduler.LambdaLR(
@@ -82,12 +81,12 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
     """
     tc = cfg.train
     groups = model.parameter_groups()
+    steps_per_epoch = len(train_data) // tc.batch_size  # fresh data keeps the size
     history = []
-    bar = tqdm(total=tc.epochs * tc.train_batches, desc=label, disable=not progress, leave=False,
-               unit="batch")
+    bar = tqdm(total=tc.epochs * steps_per_epoch, desc=label, disable=not progress, leave=False, unit="batch")
     for stage in stages(tc, bool(groups["hidden"])):
         trained = list(model.parameters()) if stage.trains_hidden else groups["readout"]
-        adam, schedule = optimizer(trained, tc, stage.epochs)
+        adam, schedule = optimizer(trained, tc, stage.epochs * steps_per_epoch)
         for epoch in range(stage.first_epoch, stage.first_epoch + stage.epochs):
             start = time.perf_counter()
             if tc.fresh_data and epoch > 1:

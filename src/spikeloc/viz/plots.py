@@ -244,7 +244,7 @@ def weights(W1, W2, th_percent: float) -> Figure:
 def _units_to_show(W1: np.ndarray, max_units: int) -> np.ndarray:
     """Positions (in re-ordered order) of strong units; topped up with the largest-weight weak ones."""
     peak = np.max(np.abs(W1), axis=0)
-    strong = np.flatnonzero(peak > WEAK_UNIT)
+    strong = np.flatnonzero(peak >= WEAK_UNIT)
     weak = np.setdiff1d(np.arange(W1.shape[1]), strong)
     weak = weak[np.argsort(-peak[weak], kind="stable")]
     return np.concatenate([strong, weak])[:max_units]
@@ -269,7 +269,7 @@ def hidden_unit_weights(W1, cfg: StimulusConfig, max_units: int = 15) -> Figure:
         ax.axhline(0, color="grey", linewidth=0.6)
         ax.plot(delay_deg, W1[:half, j], color="tab:blue", label="Left ear")
         ax.plot(delay_deg, W1[half:, j], color="tab:red", label="Right ear")
-        weak = " (weak)" if np.abs(W1[:, j]).max() <= WEAK_UNIT else ""
+        weak = " (weak)" if np.abs(W1[:, j]).max() < WEAK_UNIT else ""
         ax.set_title(f"Unit {j}{weak}", fontsize="medium")
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 1.5, 3, 5, 10]))
     for ax in axes.flat[len(units):]:
