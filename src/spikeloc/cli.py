@@ -54,20 +54,44 @@ def cli():
               help="Run folder to create (default: runs/NAME-TIME-sSEED, NAME the preset or config file's).")
 @click.option("--models", "-k", type=click.IntRange(min=1), default=None,
               help="Train K independent models at once (seeds seed..seed+K-1).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Continue the interrupted run in this folder, from its last checkpoint, "
+                   "as its config.toml says.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(preset, config_file, overrides, seed, device, out, models, quiet):
-    """Train a spiking model (and the membrane-only baseline) and write a run folder with a report."""
-    overrides = (*overrides, f"train.models={models}") if models else overrides
-    cfg = resolve(preset, config_file, overrides, seed, device)
-    name = preset or (config_file.stem if config_file else "default")
-    out = out or Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}-s{cfg.seed}"
-    runs.check_out_dir(out)
-    runs.resolve_device(cfg.device)
-    run = runs.train(cfg, progress=not quiet)
-    runs.save(run, out)  # results are on disk before anything that could fail while drawing
-    click.echo(viz.metrics_table(run.metrics))
-    report = viz.draw(run, out)
-    click.echo(f"run folder: {out}\nreport: {report}")
+def train(preset, config_file, overrides, seed, device, out, models, resume_dir, quiet):
+    """Train a spiking model (and the membrane-only baseline) and write a run folder with a report.
+
+    A checkpoint is written after every epoch; an interrupted run continues with --resume and ends
+    as it would have without the interruption.
+    """
+    if resume_dir is not None:
+        given = [flag for flag, value in (("--preset", preset), ("--config", config_file),
+                                          ("--set", overrides), ("--seed", seed), ("--device", device),
+                                          ("--out", out), ("--models", models)) if value]
+        if given:
+            raise click.UsageError("--resume continues the run as its config.toml says; "
+                                   f"drop {', '.join(given)}")
+        try:
+            folder = runs.RunFolder.resume(resume_dir)
+        except runs.AlreadyComplete as e:
+            click.echo(str(e))
+            return
+        click.echo(f"resuming {folder.path}: {folder.progress()}")
+    else:
+        overrides = (*overrides, f"train.models={models}") if models else overrides
+        cfg = resolve(preset, config_file, overrides, seed, device)
+        runs.check_memory(cfg)  # before any folder is made
+        cfg = cfg.model_copy(update={"device": runs.resolve_device(cfg.device).type})
+        name = preset or (config_file.stem if config_file else "default")
+        default = Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}-s{cfg.seed}"
+        folder = runs.RunFolder.create(out or default, cfg, unique=out is None)
+    with folder:
+        run = runs.train(folder.config, progress=not quiet, checkpoints=folder.checkpoints)
+        folder.save(run)  # results are on disk before anything that could fail while drawing
+        click.echo(viz.metrics_table(run.metrics))
+        report = viz.draw(run, folder.path)
+        folder.complete()
+    click.echo(f"run folder: {folder.path}\nreport: {report}")
 
 
 @cli.command()
@@ -89,8 +113,19 @@ def evaluate(run_dir, seed, samples, as_json):
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir):
-    """Re-draw the figures and the HTML report of a run folder."""
-    click.echo(f"report: {viz.draw(runs.load_run(run_dir), run_dir)}")
+    """Re-draw the figures and the HTML report of a run folder (and its metrics, if they are unreadable)."""
+    run = runs.load_run(run_dir)
+    with runs.locked(run_dir):
+        if run.metrics is None:
+            run.metrics = runs.evaluate_run(run, runs.datasets(run.config, run.device))
+            runs.write_metrics(run)
+            click.echo("note: metrics.json recomputed from the weights (the stages' timings are lost)",
+                       err=True)
+        if not run.history:
+            click.echo("note: without history.csv the report has no loss figure", err=True)
+        for problem in run.problems:
+            click.echo(f"note: {problem}", err=True)
+        click.echo(f"report: {viz.draw(run, run_dir)}")
 
 
 @cli.command("config")
@@ -124,14 +159,18 @@ def bound(preset, config_file, overrides, seed, device, samples, as_json):
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="spikeloc", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted (a run folder keeps its last checkpoint: spikeloc train --resume DIR)",
+                   err=True)
         sys.exit(130)
     except click.ClickException as e:
         click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(2)
     except SpikelocError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {' '.join(str(e).split())}", err=True)  # one line, whatever a library put in it
+        sys.exit(2)
+    except OSError as e:  # a file that cannot be read or written, outside a run folder's own handling
+        click.echo(f"error: {e.filename or 'a file'}: {e.strerror or e}", err=True)
         sys.exit(2)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)

@@ -1,5 +1,10 @@
-"""The one exception type users see: a clear, one-line message about their input."""
+"""The exceptions users see: clear, one-line messages."""
 
 
 class SpikelocError(ValueError):
-    """Bad input (config, file, argument). The message names the field or path and what is allowed."""
+    """Bad input (config, file, argument) or an environment that refuses (disk full, folder in use). The
+    message names the field or path and what is allowed or what to do."""
+
+
+class TrainingDiverged(SpikelocError):
+    """The loss, a gradient or a weight became NaN or infinite: training stops rather than go on from it."""

@@ -122,7 +122,7 @@ def test_load_run_predicts_class_indices(run_dir):
 def test_existing_run_is_never_overwritten(run_dir, capsys):
     before = (run_dir / "weights.safetensors").read_bytes()
     code, _, err = run_cli("train", "--preset", "tiny", "--out", str(run_dir), "--quiet", capsys=capsys)
-    assert code == 2 and "already holds a run" in err
+    assert code == 2 and "already holds a complete run; choose a new folder or remove it" in err
     assert (run_dir / "weights.safetensors").read_bytes() == before
 
 
@@ -147,22 +147,26 @@ def test_bad_input_is_one_line_and_exit_2(args, needle, capsys):
 def test_run_folder_without_weights(run_dir, tmp_path, capsys):
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "config.toml").write_text((run_dir / "config.toml").read_text())
+    (broken / "config.toml").write_text((run_dir / "config.toml").read_text())  # as 0.1.0 left a killed run
     code, _, err = run_cli("evaluate", str(broken), capsys=capsys)
-    assert code == 2 and "weights.safetensors is missing" in err
+    assert code == 2 and (f"{broken} is not complete (no epoch done); resume it with: spikeloc train "
+                          "--resume") in err
+    shutil.copy(run_dir / "metrics.json", broken)
     (broken / "weights.safetensors").write_bytes(b"not a safetensors file")
     code, _, err = run_cli("evaluate", str(broken), capsys=capsys)
     assert code == 2 and "cannot read" in err and len(err.strip().splitlines()) == 1
 
 
-def test_report_without_metrics_keeps_the_old_report(run_dir, tmp_path, capsys):
+def test_report_recomputes_lost_metrics(run_dir, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
-    (copy / "metrics.json").unlink()
-    before = (copy / "report.html").read_bytes()
+    saved = json.loads((copy / "metrics.json").read_text())
+    (copy / "metrics.json").write_text('{"models": ')  # truncated
     code, _, err = run_cli("report", str(copy), capsys=capsys)
-    assert code == 2 and "has no metrics.json" in err and len(err.strip().splitlines()) == 1
-    assert (copy / "report.html").read_bytes() == before
+    assert code == 0 and "metrics.json recomputed from the weights" in err
+    again = json.loads((copy / "metrics.json").read_text())
+    assert again["models"] == saved["models"] and again["ideal_observer"] == saved["ideal_observer"]
+    assert (copy / "report.html").read_text().count("<img") == len(FIGURES)
 
 
 @pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 import spikeloc
 from spikeloc.errors import SpikelocError
-from spikeloc.runs.folder import history_csv, read_history
+from spikeloc.runs.files import history_csv, read_history
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +62,17 @@ def test_predictions_of_a_loaded_run_are_the_trained_ones(trained):
     with pytest.raises(SpikelocError,
                        match="unknown model kind 'membrane-only'; this run has: spiking, membrane"):
         run.predict(spikes, kind="membrane-only")
-    with pytest.raises(SpikelocError, match=r"spikes must have shape \(n, 100, 32\); got \(6, 100, 31\)"):
+    with pytest.raises(SpikelocError, match=r"spikes must be an array \(n, 100, 32\) of 0s and 1s, n >= 1; "
+                                            r"got shape \(6, 100, 31\)"):
         run.predict(spikes[:, :, 1:])
+    for bad, needle in [(spikes * 0.5, "got a value 0.5"), (spikes.astype(np.int64) - 1, "got a value -1"),
+                        (np.full_like(spikes, np.nan, dtype=float), "got a value nan"),
+                        (spikes[:0], "n >= 1; got shape (0, 100, 32)"),
+                        ([["a"]], "spikes must be an array"), ("spikes", "spikes must be an array")]:
+        with pytest.raises(SpikelocError) as e:
+            run.predict_proba(bad)
+        assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)
+    assert run.predict(spikes.astype(bool)).shape == (6,)  # bool, uint8, float: any 0/1 array
 
 
 def test_a_release_0_1_0_run_folder_still_loads(tmp_path):

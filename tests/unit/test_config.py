@@ -82,6 +82,14 @@ def test_override_values_are_typed():
     (["noequals"], "key=value"),
     (["train.target_rate_hz=0"], "train.target_rate_hz: Input should be greater than 0"),
     (["model.hidden.x=3"], "a key is a field name or section.field"),
+    (["train.lr=inf"], "train.lr: Input should be a finite number"),
+    (["stimulus.duration=inf"], "stimulus.duration: Input should be a finite number"),
+    (["stimulus.f=nan"], "stimulus.f: Input should be a finite number"),
+    (["hidden=true"], "model: hidden must be a number, not true"),
+    (["train.lr=false"], "train: lr must be a number, not false"),
+    (["seed=9223372036854775808"], "seed: Input should be less than or equal to 9223372036854775807"),
+    (["seed=9223372036854775807", "train.models=2"], "seed + train.models - 1 must be at most"),
+    (["stimulus.f=600"], "f must be at most 1 / (2 dt) = 500 Hz"),
 ])
 def test_bad_values_name_the_field(overrides, needle):
     with pytest.raises(SpikelocError) as e:

@@ -147,3 +147,37 @@ def test_uniform_guess_is_the_loss_of_a_uniform_posterior(gen):
             == pytest.approx(model.uniform_guess_loss(cfg.train)))
     assert uniform_guess(12, 1, 0.5) == pytest.approx(math.log(12))
     assert model.uniform_guess_loss(cfg.train.model_copy(update={"target": "observer"})) is None
+
+
+def test_a_fit_resumed_from_any_epoch_ends_as_the_uninterrupted_one():
+    """Two stages, a cosine schedule, fresh data every epoch and a stack of two: resumed from the state
+    written after each epoch (through the checkpoint's bytes), every fit ends bit-identical to the one
+    never stopped."""
+    from spikeloc.runs.checkpoint import Checkpoint, from_bytes, to_bytes
+
+    cfg = small_config("train.epochs=4", "train.readout_only_epochs=2", "train.lr_schedule=cosine",
+                       "train.fresh_data=true", "model.learn_tau=true", "model.hidden_bias=true")
+    data = random_ipd_input_signal(cfg.train.batch_size * cfg.train.train_batches, cfg.stimulus,
+                                   torch.Generator().manual_seed(0))
+    states = []
+    whole = build_models(cfg.stimulus, cfg.model, [3, 4])
+    history = fit(whole, cfg, data, torch.Generator().manual_seed(1), progress=False,
+                  on_epoch=lambda state: states.append(
+                      from_bytes(to_bytes(Checkpoint(kind="spiking", fit=state)))))
+    assert [s.fit.epoch for s in states] == [1, 2, 3, 4]
+    for saved in states[:-1]:
+        resumed = build_models(cfg.stimulus, cfg.model, [0, 0])  # other weights: the checkpoint's must win
+        again = fit(resumed, cfg, data, torch.Generator().manual_seed(99), progress=False, resume=saved.fit)
+        for name, t in whole.state_dict().items():
+            assert torch.equal(resumed.state_dict()[name], t), (saved.fit.epoch, name)
+        assert [(e.epoch, e.loss_per_model, e.lr) for e in again] == [(e.epoch, e.loss_per_model, e.lr)
+                                                                       for e in history]
+
+
+def test_a_nan_loss_stops_the_fit_naming_epoch_and_batch():
+    from spikeloc.errors import TrainingDiverged
+
+    cfg = small_config("train.lr=1e30")
+    with pytest.raises(TrainingDiverged, match=r"^training diverged in epoch 1, batch \d: .*a smaller "
+                                               r"train.lr \(now 1e\+30\)"):
+        train_once(cfg, [0])

@@ -26,13 +26,24 @@ def field(default: Any, description: str, unit: str | None = None, old_name: str
     return Field(default, description=description, json_schema_extra=extra or None, **constraints)
 
 
+MAX_SEED = 2**63 - 1  # what every generator takes (torch's manual_seed, numpy's SeedSequence, int64 readers)
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # every number finite: inf and nan are refused with the field's name, never met as an overflow later
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
-    def _old_names(cls, data: Any) -> Any:
-        return cls.current_names(data) if isinstance(data, dict) else data
+    def _old_names_and_no_bools(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = cls.current_names(data)
+        numbers = {name for name, f in cls.model_fields.items() if f.annotation in (int, float)}
+        for name, value in data.items():  # pydantic would read true as 1: a typo, not a number
+            if isinstance(value, bool) and name in numbers:
+                raise ValueError(f"{name} must be a number, not {str(value).lower()}")
+        return data
 
     @classmethod
     def current_names(cls, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -81,6 +92,11 @@ class StimulusConfig(Section):
             raise ValueError("ipd_max_deg must be greater than ipd_min_deg")
         if self.rate_max * self.dt > 1:
             raise ValueError("rate_max * dt must be at most 1 (one spike per step)")
+        if self.f * self.dt > 0.5:
+            raise ValueError(f"f must be at most 1 / (2 dt) = {0.5 / self.dt:g} Hz: a faster tone aliases at "
+                             "this time step")
+        if not math.isfinite(self.duration / self.dt):
+            raise ValueError(f"duration / dt must be a number of steps (got {self.duration:g} / {self.dt:g})")
         if self.steps < 1:
             raise ValueError("duration / dt must be at least 1 step")
         return self
@@ -203,7 +219,8 @@ class RunConfig(Section):
     """Everything a run needs; saved as ``config.toml`` in the run folder."""
 
     description: str = field("", "free text, shown in the report")
-    seed: int = field(0, "seed of every random draw of the run (an integer label, no unit)", ge=0)
+    seed: int = field(0, "seed of every random draw of the run (an integer label, no unit)", ge=0,
+                      le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda"] = field("auto", "auto: cuda when available")
     stimulus: StimulusConfig = StimulusConfig()
     model: ModelConfig = ModelConfig()
@@ -213,6 +230,9 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
+        if self.seed + self.train.models - 1 > MAX_SEED:
+            raise ValueError(f"seed + train.models - 1 must be at most {MAX_SEED} "
+                             "(model k is seeded with seed + k)")
         if self.train.target == "observer" and self.model.readout != "sum":
             raise ValueError("train.target = 'observer' needs model.readout = 'sum' "
                              f"(got {self.model.readout!r}): "

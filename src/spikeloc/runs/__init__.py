@@ -5,6 +5,9 @@ import lazy_loader as lazy
 
 __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
     "run": ["Run", "resolve_device"],
-    "pipeline": ["datasets", "evaluate_fresh", "evaluate_splits", "stage_generator", "train"],
-    "folder": ["check_out_dir", "load_run", "save", "write_atomic"],
+    "pipeline": ["datasets", "evaluate_fresh", "evaluate_run", "evaluate_splits", "stage_generator", "train"],
+    "folder": ["AlreadyComplete", "RunFolder", "load_run", "read_status", "save", "write_metrics"],
+    "files": ["write_atomic"],
+    "resources": ["check_memory", "memory_estimate"],
+    "lock": ["FolderLock", "locked"],
 })

@@ -1,24 +1,25 @@
-"""The run folder: the one place that writes and reads it.
+"""The run folder: the one place that decides what a folder is, writes it and reads it.
 
+    status.json          running (with progress), complete or failed (with the reason): first and last
     config.toml          the exact resolved config (seed and device included): re-runs the run exactly
-    metrics.json         train/test metrics of every model, the ideal observer, timings (evaluation.metrics)
-    history.csv          loss per epoch and model
+    checkpoint.pt        while running: where training stands (runs.checkpoint), removed when complete
     weights.safetensors  trained parameters and buffers of every model kind (loads without executing code)
+    history.csv          loss per epoch and model
+    metrics.json         train/test metrics of every model, the ideal observer, timings (evaluation.metrics)
     figures/*.png        every figure of the report (viz)
     report.html          one self-contained page (viz)
+    run.lock             held by the one process writing the folder (runs.lock)
 
-Every file is written whole or not at all (a temporary file beside it, flushed, renamed) with mode
-0644. Folders written by release 0.1.0 load too: their configs use the old field names, and their
-hidden bias is stored as ``(K, 1, 1, H)``.
+A :class:`RunFolder` is one writer's handle from creation (or resumption) to completion; the status
+says ``complete`` only after every other file is written. Folders written by release 0.1.0 (no
+status: config, weights and metrics mean complete) load too: their configs use the old field names
+and their hidden bias is stored as ``(K, 1, 1, H)``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
-import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -27,79 +28,233 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from ..config.loading import config_from_toml_text
-from ..errors import SpikelocError
+from ..config.schema import RunConfig
+from ..errors import SpikelocError, TrainingDiverged
 from ..evaluation.metrics import RunMetrics
 from ..models.registry import MODEL_KINDS, construct
-from ..training.loop import Epoch
+from . import checkpoint
+from .files import (
+    CHECKPOINT,
+    CONFIG,
+    HISTORY,
+    LOCK,
+    METRICS,
+    STATUS,
+    WEIGHTS,
+    history_csv,
+    read_history,
+    remove_temporaries,
+    write_atomic,
+    write_json,
+)
+from .lock import FolderLock
 from .run import Run, resolve_device
 
-FILE_MODE = 0o644  # readable by others, as files made by open() are; mkstemp would give 0600
+COMPLETE, RUNNING, FAILED, NEW, FOREIGN = "complete", "running", "failed", "new", "foreign"
 
 
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk and rename it: never a
-    half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def read_status(folder: Path) -> dict:
+    """What ``folder`` is: ``{"state": ...}``, with the progress of a running run or the reason of a
+    failed one.
+
+    ``new`` (absent or empty), ``foreign`` (files, but no spikeloc run), ``running``, ``complete``,
+    ``failed``. A folder of release 0.1.0 has no status file: config, weights and metrics mean
+    complete, a config alone a run that stopped (it can be started again with ``--resume``).
+    """
+    if not folder.exists():
+        return {"state": NEW}
+    if not folder.is_dir():
+        raise SpikelocError(f"{folder} exists and is not a folder")
     try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        return json.loads((folder / STATUS).read_text())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as e:
+        raise SpikelocError(f"{folder / STATUS} is damaged ({e}); the folder cannot be trusted") from None
+    names = {p.name for p in folder.iterdir()} - {LOCK}
+    if not names:
+        return {"state": NEW}
+    if {CONFIG, WEIGHTS, METRICS} <= names:
+        return {"state": COMPLETE}
+    return {"state": RUNNING} if CONFIG in names else {"state": FOREIGN}
 
 
-def check_out_dir(out: Path) -> None:
-    """Refuse a folder that already holds a run, so a finished result is never overwritten."""
-    if (out / "config.toml").exists() or (out / "weights.safetensors").exists():
-        raise SpikelocError(f"--out {out} already holds a run; choose a new folder or remove it")
-    if out.exists() and not out.is_dir():
-        raise SpikelocError(f"--out {out} exists and is not a folder")
+def _progress(status: dict) -> str:
+    p = status.get("progress", {})
+    done = [f"{kind} model trained" for kind in p.get("trained", [])]
+    if "kind" in p:
+        done.append(f"{p['kind']} model at epoch {p['epoch']} of {p['epochs']}")
+    return ", ".join(done) or "no epoch done"
 
 
-# ---------------------------------------------------------------- history.csv
-
-def history_csv(history: dict[str, list[Epoch]]) -> bytes:
-    """One row per (model kind, epoch): loss, learning rate, seconds and each model's loss."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    k = max(len(rows[0].loss_per_model) for rows in history.values())
-    w.writerow(["model", "epoch", "loss", "lr", "seconds", *[f"loss_model_{i}" for i in range(k)]])
-    for kind, rows in history.items():
-        for r in rows:
-            w.writerow([kind, r.epoch, r.loss, r.lr, r.seconds, *r.loss_per_model])
-    return buf.getvalue().encode()
-
-
-def read_history(text: str) -> dict[str, list[Epoch]]:
-    """The inverse of :func:`history_csv`."""
-    history: dict[str, list[Epoch]] = {}
-    for row in csv.DictReader(io.StringIO(text)):
-        losses = tuple(float(v) for k, v in row.items() if k.startswith("loss_model_") and v != "")
-        history.setdefault(row["model"], []).append(
-            Epoch(int(row["epoch"]), float(row["loss"]), losses, float(row["lr"]), float(row["seconds"])))
-    return history
+def not_complete(folder: Path, status: dict) -> SpikelocError:
+    """The one-line error for a folder that is not a complete run, with what to do."""
+    state = status["state"]
+    if state == NEW:
+        return SpikelocError(f"run folder not found: {folder}")
+    if state == FOREIGN:
+        return SpikelocError(f"{folder} holds no spikeloc run")
+    if state == FAILED:
+        return SpikelocError(f"{folder} failed: {status.get('reason', 'no reason recorded')}; "
+                             "start a new run")
+    owner = FolderLock.holder(folder)
+    if owner is not None:
+        return SpikelocError(f"{folder} is still being written by process {owner}")
+    return SpikelocError(f"{folder} is not complete ({_progress(status)}); resume it with: "
+                         f"spikeloc train --resume {folder}")
 
 
-# ---------------------------------------------------------------- save and load
+class RunFolder:
+    """One writer's handle on a run folder: use as a context manager (``with RunFolder.create(...) as f:``).
+
+    Inside it the folder is locked. Leaving it on :class:`~spikeloc.errors.TrainingDiverged` marks the
+    folder failed; on a write error (a full disk, a read-only mount) it says how to resume; on
+    anything else the folder stays resumable.
+    """
+
+    def __init__(self, path: Path, config: RunConfig, lock: FolderLock):
+        self.path, self.config, self.lock = path, config, lock
+        self.checkpoints = checkpoint.Checkpoints(path / CHECKPOINT, on_save=self._progressed)
+
+    @classmethod
+    def create(cls, out: str | Path, cfg: RunConfig, unique: bool = False) -> RunFolder:
+        """A new run of ``cfg`` in ``out``: refused if ``out`` holds a run or other files. With ``unique``,
+        ``out-2``, ``out-3``, ... when ``out`` exists (default names of parallel runs never collide)."""
+        out = Path(out)
+        try:
+            if unique:
+                out = _new_folder(out)
+            else:
+                out.mkdir(parents=True, exist_ok=True)
+            status = read_status(out)
+            if status["state"] == FOREIGN:
+                raise SpikelocError(f"--out {out} holds files but no spikeloc run; "
+                                    "choose a new or empty folder")
+            lock = FolderLock(out).acquire()
+        except OSError as e:
+            raise SpikelocError(f"cannot write to --out {out}: {e.strerror}") from None
+        try:
+            # again, holding the lock: another process may have written it meanwhile
+            status = read_status(out)
+            if status["state"] == RUNNING:
+                raise SpikelocError(f"--out {out} holds an interrupted run; continue it with: spikeloc train "
+                                    f"--resume {out} (or choose a new folder)")
+            if status["state"] != NEW:
+                raise SpikelocError(f"--out {out} already holds a {status['state']} run; choose a new "
+                                    "folder or remove it")
+            folder = cls(out, cfg, lock)
+            folder._write_status(RUNNING)
+            write_atomic(out / CONFIG, cfg.to_toml().encode())
+            return folder
+        except OSError as e:
+            lock.release()
+            raise SpikelocError(f"cannot write to --out {out}: {e.strerror}") from None
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def resume(cls, path: str | Path) -> RunFolder:
+        """The interrupted run in ``path``, to continue; SpikelocError if there is none to continue."""
+        path = Path(path)
+        status = read_status(path)
+        if status["state"] != RUNNING:
+            if status["state"] == COMPLETE:
+                raise AlreadyComplete(f"{path} is already complete; nothing to resume")
+            raise not_complete(path, status)
+        lock = FolderLock(path).acquire()
+        try:
+            remove_temporaries(path)
+            cfg = _read_config(path / CONFIG)
+            return cls(path, cfg, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, kind, error, tb) -> None:
+        try:
+            if isinstance(error, TrainingDiverged):
+                self._write_status(FAILED, reason=str(error))
+                kept = (f"the last good checkpoint stays in {self.path / CHECKPOINT}"
+                        if (self.path / CHECKPOINT).exists() else "no epoch had finished")
+                raise SpikelocError(f"{error}; {kept}") from None
+            if isinstance(error, OSError):
+                raise SpikelocError(f"cannot write {error.filename or self.path}: {error.strerror}; "
+                                    "what was trained is kept: resume with: spikeloc train --resume "
+                                    f"{self.path}") from None
+        finally:
+            self.lock.release()
+
+    def progress(self) -> str:
+        return _progress(read_status(self.path))
+
+    def save(self, run: Run) -> None:
+        """Write config, weights, history and metrics of ``run`` (the checkpoint keeps what they came
+        from)."""
+        write_results(run, self.path)
+
+    def complete(self) -> None:
+        """Mark the run complete, the last write; then its checkpoint is no longer needed."""
+        self._write_status(COMPLETE)
+        (self.path / CHECKPOINT).unlink(missing_ok=True)
+
+    def _write_status(self, state: str, **extra) -> None:
+        write_json(self.path / STATUS, {"state": state, "spikeloc": version("spikeloc"), **extra})
+
+    def _progressed(self, ckpt: checkpoint.Checkpoint) -> None:
+        progress = {"trained": list(ckpt.finished)}
+        if ckpt.kind is not None:
+            progress |= {"kind": ckpt.kind, "epoch": ckpt.fit.epoch, "epochs": self.config.train.epochs}
+        self._write_status(RUNNING, progress=progress)
+
+
+class AlreadyComplete(SpikelocError):
+    """``--resume`` of a run that has nothing left to do."""
+
+
+def _new_folder(base: Path) -> Path:
+    """``base``, or ``base-2``, ``base-3``, ...: the first that did not exist, created here (atomically)."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise SpikelocError(f"no free folder name like {base}")
+
+
+def _read_config(path: Path) -> RunConfig:
+    try:
+        return config_from_toml_text(path.read_text(), str(path))
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpikelocError(f"cannot read {path}: {e}") from None
+
+
+# ---------------------------------------------------------------- the files themselves
 
 def save(run: Run, out: str | Path) -> Path:
-    """Write config, weights, history and metrics of ``run`` into ``out`` (the figures come after)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "config.toml", run.config.to_toml().encode())
+    """``run`` as a new, complete run folder ``out`` (figures and report come with
+    :func:`spikeloc.viz.draw`); refused where ``out`` holds a run or other files, as on the command line."""
+    with RunFolder.create(out, run.config) as folder:
+        folder.save(run)
+        folder.complete()
+    return folder.path
+
+
+def write_results(run: Run, out: Path) -> None:
+    """Config, weights, history and metrics of ``run`` into the folder ``out``."""
+    write_atomic(out / CONFIG, run.config.to_toml().encode())
     tensors = {f"{kind}.{name}": t.detach().cpu().contiguous() for kind, m in run.models.items()
                for name, t in m.state_dict().items()}
-    write_atomic(out / "weights.safetensors", safetensors_bytes(tensors))
-    write_atomic(out / "history.csv", history_csv(run.history))
-    write_atomic(out / "metrics.json", json.dumps(run.metrics.to_json(), indent=2).encode())
+    write_atomic(out / WEIGHTS, safetensors_bytes(tensors))
+    write_atomic(out / HISTORY, history_csv(run.history))
+    write_json(out / METRICS, run.metrics.to_json())
     run.path = out
-    return out
 
 
 def _upgrade(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -109,20 +264,23 @@ def _upgrade(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def load_run(run_dir: str | Path, device: str | None = None) -> Run:
-    """Load a run folder: its config, trained models, metrics and history (on the CPU unless it ran on cuda
-    or ``device`` says otherwise)."""
+    """Load a complete run folder: its config, trained models, metrics and history (on the CPU unless it
+    ran on cuda or ``device`` says otherwise).
+
+    A damaged ``metrics.json`` or ``history.csv`` does not stop it: the run then has no metrics or
+    history, and ``run.problems`` says why.
+    """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise SpikelocError(f"run folder not found: {run_dir}")
-    cfg_path, weights_path = run_dir / "config.toml", run_dir / "weights.safetensors"
-    for p in (cfg_path, weights_path):
-        if not p.is_file():
-            raise SpikelocError(f"{run_dir} is not a complete run folder: {p.name} is missing")
+    status = read_status(run_dir)
+    if status["state"] != COMPLETE:
+        raise not_complete(run_dir, status)
+    cfg = _read_config(run_dir / CONFIG)
     try:
-        cfg = config_from_toml_text(cfg_path.read_text(), str(cfg_path))
-        tensors = load_file(weights_path)
-    except (OSError, UnicodeDecodeError, SafetensorError) as e:
-        raise SpikelocError(f"cannot read {run_dir}: {e}") from None
+        tensors = load_file(run_dir / WEIGHTS)
+    except FileNotFoundError:
+        raise SpikelocError(f"{run_dir} is not a complete run folder: {WEIGHTS} is missing") from None
+    except (OSError, SafetensorError) as e:
+        raise SpikelocError(f"cannot read {run_dir / WEIGHTS}: {e}") from None
     dev = resolve_device(device or "auto") if device or cfg.device == "cuda" else torch.device("cpu")
     cfg = cfg.model_copy(update={"device": dev.type})
     models = {}
@@ -135,23 +293,37 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
             model.load_state_dict(_upgrade(state))
         except RuntimeError as e:
             first = str(e).strip().splitlines()[-1].strip()
-            raise SpikelocError(f"{weights_path} does not match config.toml: {first}") from None
+            raise SpikelocError(f"{run_dir / WEIGHTS} does not match {CONFIG}: {first}") from None
         models[kind] = model.eval()
     if "spiking" not in models:
-        raise SpikelocError(f"{weights_path} holds no spiking model weights")
-    return Run(config=cfg, models=models, metrics=_read_side_file(run_dir / "metrics.json", _metrics),
-               history=_read_side_file(run_dir / "history.csv", read_history) or {}, path=run_dir)
+        raise SpikelocError(f"{run_dir / WEIGHTS} holds no spiking model weights")
+    run = Run(config=cfg, models=models, path=run_dir)
+    run.metrics = _read_side_file(run_dir / METRICS, lambda text: RunMetrics.from_json(json.loads(text)), run)
+    run.history = _read_side_file(run_dir / HISTORY, lambda text: _whole(read_history(text), run), run) or {}
+    return run
 
 
-def _metrics(text: str) -> RunMetrics:
-    return RunMetrics.from_json(json.loads(text))
+def _whole(history: dict, run: Run) -> dict:
+    """``history`` if it has every epoch of every model of ``run``, else ValueError (a cut-off file)."""
+    for kind in run.models:
+        rows = history.get(kind, [])
+        if ([r.epoch for r in rows] != list(range(1, run.config.train.epochs + 1))
+                or any(len(r.loss_per_model) != run.config.train.models for r in rows)):
+            raise ValueError(f"it does not hold every epoch of the {kind} model")
+    return history
 
 
-def _read_side_file(path: Path, parse):
-    """``parse(text)`` of an optional file (None when absent); an unreadable one is a one-line error."""
-    if not path.is_file():
-        return None
+def _read_side_file(path: Path, parse, run: Run):
+    """``parse(text)`` of a file a run can do without; None (and a note in ``run.problems``) if it cannot."""
     try:
         return parse(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise SpikelocError(f"cannot read {path}: {type(e).__name__}: {e}") from None
+    except FileNotFoundError:
+        run.problems.append(f"{path.name} is missing")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+        run.problems.append(f"{path.name} is unreadable ({type(e).__name__}: {e})")
+    return None
+
+
+def write_metrics(run: Run) -> None:
+    """Write ``run.metrics`` into its folder again (after ``spikeloc report`` recomputed them)."""
+    write_json(run.path / METRICS, run.metrics.to_json())

@@ -1,4 +1,5 @@
-"""A run from a config: data, both models trained, evaluated, and the ideal observer beside them.
+"""A run from a config: data, both models trained (from a checkpoint, if there is one), evaluated, and
+the ideal observer beside them.
 
 Randomness: every stage draws from its own generator, seeded from ``(seed, stage name)``, so the
 test set of a run can be drawn again exactly (``spikeloc report``) whatever was trained before, and
@@ -16,10 +17,13 @@ import torch
 
 from ..config.schema import RunConfig
 from ..evaluation.metrics import KindMetrics, ModelResult, RunMetrics, SplitMetrics, evaluate
-from ..models.registry import MODEL_KINDS, build_models
+from ..models.registry import MODEL_KINDS, build_models, construct
+from ..models.stack import StackedModel
 from ..observer.ideal import IdealObserver
 from ..task.stimulus import Dataset, random_ipd_input_signal
-from ..training.loop import fit
+from ..training.loop import Epoch, FitState, fit
+from .checkpoint import Checkpoint, Checkpoints
+from .resources import check_memory
 from .run import Run, resolve_device
 
 
@@ -53,38 +57,76 @@ def _kind_metrics(results: dict[str, list[ModelResult]]) -> KindMetrics:
     return KindMetrics(**{split: SplitMetrics.of(r) for split, r in results.items()})
 
 
-def train(cfg: RunConfig, progress: bool = True) -> Run:
+def _trained_model(kind: str, cfg: RunConfig, data: dict[str, Dataset], progress: bool, ckpt: Checkpoint,
+                   checkpoints: Checkpoints | None) -> tuple[StackedModel, list[Epoch]]:
+    """Model ``kind`` trained: taken from the checkpoint when it is done there, else trained (from where the
+    checkpoint left it), writing a checkpoint after every epoch."""
+    device = torch.device(cfg.device)
+    if kind in ckpt.finished:
+        state, history = ckpt.finished[kind]
+        model = construct(kind, cfg.stimulus, cfg.model, cfg.train.models, device)
+        model.load_state_dict(state)
+        return model, history
+    resume = ckpt.fit if ckpt.kind == kind else None
+    if resume is not None:  # its weights come from the checkpoint: no need to draw or calibrate them
+        model = construct(kind, cfg.stimulus, cfg.model, cfg.train.models, device)
+    else:
+        model = build_models(cfg.stimulus, cfg.model, init_seeds(cfg), device, kind)
+
+    def on_epoch(state: FitState) -> None:
+        ckpt.kind, ckpt.fit = kind, state
+        checkpoints.save(ckpt)
+
+    history = fit(model, cfg, data["train"], stage_generator(cfg.seed, f"fit-{kind}", device),
+                  progress=progress, label=kind, resume=resume,
+                  on_epoch=on_epoch if checkpoints is not None else None)
+    ckpt.finished[kind], ckpt.kind, ckpt.fit = (model.state_dict(), history), None, None
+    if checkpoints is not None:
+        checkpoints.save(ckpt)
+    return model, history
+
+
+def train(cfg: RunConfig, progress: bool = True, checkpoints: Checkpoints | None = None) -> Run:
     """Train the spiking model (and the membrane-only baseline), evaluate them and the ideal observer.
 
-    The returned run holds the models, metrics, history and per-sample results; nothing is written.
+    The returned run holds the models, metrics, history and per-sample results; nothing else is
+    written. With ``checkpoints`` (a run folder's), training starts from the last checkpoint there and
+    writes one after every epoch; the result is the same as without interruption.
     """
+    check_memory(cfg)
     device = resolve_device(cfg.device)
     cfg = cfg.model_copy(update={"device": device.type})
     t0 = time.perf_counter()
     data = datasets(cfg, device)
     seconds = {"data": time.perf_counter() - t0}
+    ckpt = (checkpoints.load() if checkpoints is not None else None) or Checkpoint()
     run = Run(config=cfg, models={})
     for kind in MODEL_KINDS if cfg.train.membrane_only else ["spiking"]:
         t0 = time.perf_counter()
-        model = build_models(cfg.stimulus, cfg.model, init_seeds(cfg), device, kind)
-        run.history[kind] = fit(model, cfg, data["train"], stage_generator(cfg.seed, f"fit-{kind}", device),
-                                progress=progress, label=kind)
+        model, run.history[kind] = _trained_model(kind, cfg, data, progress, ckpt, checkpoints)
         run.models[kind] = model.eval()
         seconds[f"train_{kind}"] = time.perf_counter() - t0
+    run.metrics = evaluate_run(run, data, seconds)
+    return run
+
+
+def evaluate_run(run: Run, data: dict[str, Dataset], seconds: dict[str, float] | None = None) -> RunMetrics:
+    """The metrics of a run on its own sets ``data``, the ideal observer's beside them; fills ``run.results``.
+    ``seconds`` (the stages' times so far) gains the evaluation's."""
+    cfg, seconds = run.config, seconds if seconds is not None else {}
     t0 = time.perf_counter()
     run.results = evaluate_splits(run, data)
     seconds["evaluate"] = time.perf_counter() - t0
     ideal = None
     if cfg.eval.ideal_observer:
         t0 = time.perf_counter()
-        observer = IdealObserver(cfg.stimulus).to(device)
+        observer = IdealObserver(cfg.stimulus).to(run.device)
         ideal = KindMetrics(test=SplitMetrics.of(evaluate(observer, data["test"], cfg.stimulus)))
         seconds["ideal_observer"] = time.perf_counter() - t0
-    run.metrics = RunMetrics(kinds={kind: _kind_metrics(r) for kind, r in run.results.items()},
-                             chance=1 / cfg.stimulus.num_classes, test_samples=len(data["test"]),
-                             models_trained=cfg.train.models, seeds=tuple(init_seeds(cfg)),
-                             ideal_observer=ideal, seconds=seconds)
-    return run
+    return RunMetrics(kinds={kind: _kind_metrics(r) for kind, r in run.results.items()},
+                      chance=1 / cfg.stimulus.num_classes, test_samples=len(data["test"]),
+                      models_trained=cfg.train.models, seeds=tuple(init_seeds(cfg)), ideal_observer=ideal,
+                      seconds=seconds)
 
 
 def evaluate_fresh(run: Run, samples: int, seed: int) -> RunMetrics:

@@ -15,6 +15,8 @@ from ..models.protocol import Model
 from ..task.bins import class_probabilities
 from ..training.loop import Epoch
 
+INTEGERS = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
 
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a one-line error."""
@@ -41,6 +43,7 @@ class Run:
     history: dict[str, list[Epoch]] = field(default_factory=dict)
     path: Path | None = None
     results: dict[str, dict[str, list[ModelResult]]] | None = None
+    problems: list[str] = field(default_factory=list)  # what could not be read of a loaded run
 
     @property
     def device(self) -> torch.device:
@@ -52,20 +55,36 @@ class Run:
             raise SpikelocError(f"unknown model kind {kind!r}; this run has: {', '.join(self.models)}")
         return self.models[kind]
 
+    def spikes(self, spikes) -> torch.Tensor:
+        """``spikes`` as a float tensor on the run's device, checked: a numpy array or a tensor ``(n, T, I)``
+        of 0s and 1s with the run's stimulus shape, else a one-line error naming the expected shape."""
+        stim = self.config.stimulus
+        expected = f"(n, {stim.steps}, {stim.inputs}) of 0s and 1s"
+        try:
+            x = torch.as_tensor(spikes if torch.is_tensor(spikes) else np.asarray(spikes))
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise SpikelocError(f"spikes must be an array {expected}; got {type(spikes).__name__} "
+                                f"({e})") from None
+        if x.ndim != 3 or x.shape[1:] != (stim.steps, stim.inputs) or len(x) == 0:
+            raise SpikelocError(f"spikes must be an array {expected}, n >= 1; got shape {tuple(x.shape)}")
+        if not (x.dtype == torch.bool or x.dtype.is_floating_point or x.dtype in INTEGERS):
+            raise SpikelocError(f"spikes must be an array {expected}; got dtype {x.dtype}")
+        if not ((x == 0) | (x == 1)).all():
+            bad = x[(x != 0) & (x != 1)][0].item()
+            raise SpikelocError(f"spikes must be an array {expected}; got a value {bad}")
+        return x.to(self.device, torch.float32)
+
     def predict_proba(self, spikes, model: int = 0, kind: str = "spiking") -> np.ndarray:
         """Class probabilities ``(n, num_classes)`` for 0/1 spikes ``(n, T, I)``, as a numpy array or a
         tensor."""
-        stim = self.config.stimulus
-        x = torch.as_tensor(spikes if torch.is_tensor(spikes) else np.asarray(spikes)).to(self.device)
-        if x.ndim != 3 or x.shape[1:] != (stim.steps, stim.inputs):
-            raise SpikelocError(f"spikes must have shape (n, {stim.steps}, {stim.inputs}); "
-                                f"got {tuple(x.shape)}")
+        x = self.spikes(spikes)
         stack = self.stack(kind)
         if not 0 <= model < stack.models:
             raise SpikelocError(f"model {model} does not exist: this run has {stack.models} "
                                 f"(0..{stack.models - 1})")
         # the whole stack, as its metrics were computed, then model k
-        probs = class_probabilities(bin_probabilities(stack, x), stim.num_classes)  # (K, n, classes)
+        probs = class_probabilities(bin_probabilities(stack, x),
+                                    self.config.stimulus.num_classes)  # (K, n, C)
         return probs[model].cpu().numpy()
 
     def predict(self, spikes, model: int = 0, kind: str = "spiking") -> np.ndarray:

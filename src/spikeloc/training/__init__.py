@@ -3,5 +3,5 @@
 import lazy_loader as lazy
 
 __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
-    "loop": ["Epoch", "Stage", "batches", "fit", "stages"],
+    "loop": ["Epoch", "FitState", "Stage", "batches", "fit", "stages"],
 })

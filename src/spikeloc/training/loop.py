@@ -5,19 +5,26 @@ stages (with ``train.readout_only_epochs`` a first stage trains the readout alon
 Adam and learning-rate schedule, and the loop. Which layers a stage trains is decided by the
 parameter groups it hands its optimizer and by the ``train_hidden`` argument of the model's loss,
 never by switching ``requires_grad``: an interrupted fit leaves the model as trainable as before.
+
+After every epoch the loop hands a :class:`FitState` to ``on_epoch`` (the run folder writes it as
+its checkpoint), and ``fit(..., resume=state)`` continues from one exactly: the same weights,
+optimizer moments, schedule and generator state, so the result is bit-identical to a fit that was
+never interrupted. A NaN or infinite loss, gradient or weight stops the fit with
+:class:`~spikeloc.errors.TrainingDiverged`, naming the epoch and batch.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
 from ..config.schema import RunConfig, TrainConfig
+from ..errors import TrainingDiverged
 from ..models.protocol import Model
 from ..task.stimulus import Dataset, random_ipd_input_signal
 
@@ -31,6 +38,18 @@ class Epoch:
     loss_per_model: tuple[float, ...]  # (K,)
     lr: float  # at the end of the epoch
     seconds: float
+
+
+@dataclass(frozen=True)
+class FitState:
+    """A fit at the end of an epoch: everything it needs to continue exactly."""
+
+    epoch: int  # epochs done
+    model: dict[str, torch.Tensor]  # the model's state_dict
+    optimizer: dict  # the current stage's Adam state_dict
+    schedule: dict | None  # its learning-rate schedule's state_dict
+    generator: torch.Tensor  # the shuffle (and fresh-data) generator's state
+    history: list[Epoch]
 
 
 @dataclass(frozen=True)
@@ -71,32 +90,62 @@ def optimizer(params: list[torch.nn.Parameter], train: TrainConfig, steps: int):
         adam, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
 
 
+def _finite(tensors: list[torch.Tensor]) -> bool:
+    return not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())  # one sync
+
+
+def _diverged(epoch: int, batch: int, lr: float, what: str) -> TrainingDiverged:
+    return TrainingDiverged(f"training diverged in epoch {epoch}, batch {batch}: {what}; a smaller train.lr "
+                            f"(now {lr:g}) or a milder config may help")
+
+
 def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Generator,
-        progress: bool = True, label: str = "train") -> list[Epoch]:
-    """Train ``model`` in place on ``train_data``, reshuffled each epoch; returns one :class:`Epoch`
-    per epoch.
+        progress: bool = True, label: str = "train", resume: FitState | None = None,
+        on_epoch: Callable[[FitState], None] | None = None) -> list[Epoch]:
+    """Train ``model`` in place on ``train_data``, reshuffled each epoch; returns one :class:`Epoch` per
+    epoch.
 
     With ``cfg.train.fresh_data`` every epoch after the first draws a new training set of the same
-    size from ``generator``.
+    size from ``generator``. ``resume`` continues a fit from the end of one of its epochs (the model,
+    optimizer, schedule and generator take the saved states); ``on_epoch`` gets the state after each.
     """
     tc = cfg.train
     groups = model.parameter_groups()
     steps_per_epoch = len(train_data) // tc.batch_size  # fresh data keeps the size
-    history = []
-    bar = tqdm(total=tc.epochs * steps_per_epoch, desc=label, disable=not progress, leave=False, unit="batch")
+    done, history = 0, []
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        generator.set_state(resume.generator)
+        done, history = resume.epoch, list(resume.history)
+    bar = tqdm(total=tc.epochs * steps_per_epoch, initial=done * steps_per_epoch, desc=label,
+               disable=not progress, leave=False, unit="batch")
     for stage in stages(tc, bool(groups["hidden"])):
+        last = stage.first_epoch + stage.epochs - 1
+        if last <= done:
+            continue
         trained = list(model.parameters()) if stage.trains_hidden else groups["readout"]
         adam, schedule = optimizer(trained, tc, stage.epochs * steps_per_epoch)
-        for epoch in range(stage.first_epoch, stage.first_epoch + stage.epochs):
+        if done >= stage.first_epoch:  # resuming inside this stage: its optimizer and schedule go on
+            adam.load_state_dict(resume.optimizer)
+            if schedule is not None:
+                schedule.load_state_dict(resume.schedule)
+        for epoch in range(max(stage.first_epoch, done + 1), last + 1):
             start = time.perf_counter()
             if tc.fresh_data and epoch > 1:
                 train_data = random_ipd_input_signal(len(train_data), cfg.stimulus, generator)
             losses = []
-            for x, ipd in batches(train_data, tc.batch_size, generator):
+            for batch, (x, ipd) in enumerate(batches(train_data, tc.batch_size, generator), start=1):
+                lr = adam.param_groups[0]["lr"]
                 per_model = model.loss(x, ipd, tc, train_hidden=stage.trains_hidden)  # (K,)
+                if not _finite([per_model]):
+                    raise _diverged(epoch, batch, lr, f"the loss of the models is {per_model.tolist()}")
                 adam.zero_grad(set_to_none=True)
                 per_model.sum().backward()  # the models are independent: the sum's gradient is each one's own
+                if not _finite([p.grad for p in trained if p.grad is not None]):
+                    raise _diverged(epoch, batch, lr, "a gradient is not finite")
                 adam.step()
+                if not _finite(trained):
+                    raise _diverged(epoch, batch, lr, "a weight is not finite")
                 if schedule is not None:
                     schedule.step()
                 losses.append(per_model.detach())
@@ -105,5 +154,9 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
             per_epoch = tuple(torch.stack(losses).mean(0).tolist())
             history.append(Epoch(epoch, sum(per_epoch) / len(per_epoch), per_epoch,
                                  adam.param_groups[0]["lr"], time.perf_counter() - start))
+            if on_epoch is not None:
+                on_epoch(FitState(epoch, model.state_dict(), adam.state_dict(),
+                                  schedule.state_dict() if schedule is not None else None,
+                                  generator.get_state(), list(history)))
     bar.close()
     return history

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..config.schema import StimulusConfig
-from ..runs.folder import write_atomic
+from ..runs.files import write_atomic
 from ..task.stimulus import Dataset, phase_delays
 from ..training.loop import Epoch
 

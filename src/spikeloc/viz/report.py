@@ -14,7 +14,7 @@ from pathlib import Path
 from ..config.schema import RunConfig
 from ..errors import SpikelocError
 from ..evaluation.metrics import RunMetrics, SplitMetrics, Summary
-from ..runs.folder import write_atomic
+from ..runs.files import write_atomic
 
 # captions by keywords of the figure name, first match wins ("hidden unit weights" before "weights");
 # names may use spaces or underscores, e.g. "spiking model, test set" or "ipd_errors_spiking_test"

@@ -1,0 +1,66 @@
+"""Whether a config fits in this machine's memory, checked before anything is allocated.
+
+The estimate adds up the largest allocations of a run (bytes): the training and test sets (uint8
+spikes), one batch's activations and gradients through the hidden layer, the readout's time
+matrix, the per-step observer's scratch and the ideal observer's likelihood tables. It is an
+estimate, meant to refuse sizes that cannot run (``hidden = 100000000``), not to budget a run closely.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..config.schema import RunConfig
+from ..errors import SpikelocError
+from ..models.readout import WITH_NEURONS
+
+GIB = 2**30
+LOG_TABLE_GRID = 1440  # the ideal observer's phase grid (observer.ideal.IdealObserver's default)
+
+
+def memory_estimate(cfg: RunConfig) -> dict[str, int]:
+    """The largest allocations of a run of ``cfg``, by what they hold (bytes)."""
+    s, m, t = cfg.stimulus, cfg.model, cfg.train
+    T, inputs, K, B = s.steps, s.inputs, t.models, t.batch_size
+    bins = s.num_classes * m.bins_per_class
+    train_set = t.batch_size * t.train_batches * T * inputs * (2 if t.fresh_data else 1)  # old and new set
+    test_set = t.batch_size * t.test_batches * T * inputs
+    # float32 input batch; per hidden unit: current, spikes, saved membrane, sigmoid, gradients (x2, safety)
+    batch = 4 * B * T * (inputs + 12 * K * m.hidden + 4 * K * bins)
+    out = {"training set": train_set, "test set": test_set, "one batch's activations and gradients": batch}
+    if m.readout in WITH_NEURONS:
+        out["the readout's time matrix"] = 3 * 4 * K * bins * T * T
+    if t.target == "observer":
+        out["the per-step observer"] = 8 * 6 * B * T * 240
+    if cfg.eval.ideal_observer:
+        out["the ideal observer's tables"] = 8 * 3 * T * s.anf_per_ear * LOG_TABLE_GRID
+    return out
+
+
+def available_memory() -> int:
+    """Bytes this machine can give a new process: MemAvailable on Linux, else the physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _gib(n: int) -> str:
+    """``n`` bytes in GiB; past float range (a duration of 1e300 s) as a power of ten."""
+    return f"{n / GIB:.1f} GiB" if n < 2**100 else f"10^{len(str(n // GIB)) - 1} GiB"
+
+
+def check_memory(cfg: RunConfig) -> None:
+    """A one-line error, naming the largest part, when a run of ``cfg`` cannot fit in memory."""
+    parts = memory_estimate(cfg)
+    need, have = sum(parts.values()), available_memory()
+    if need > have:
+        largest = max(parts, key=parts.get)
+        raise SpikelocError(f"this config needs about {_gib(need)} ({largest}: {_gib(parts[largest])}), "
+                            f"more than the {_gib(have)} available; make it smaller (stimulus steps = "
+                            f"{cfg.stimulus.steps:.3g}, inputs = {cfg.stimulus.inputs}, model.hidden = "
+                            f"{cfg.model.hidden}, train.batch_size = {cfg.train.batch_size})")
