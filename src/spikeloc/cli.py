@@ -67,7 +67,7 @@ def train(preset, config_file, overrides, seed, device, out, models, resume_dir,
     if resume_dir is not None:
         given = [flag for flag, value in (("--preset", preset), ("--config", config_file),
                                           ("--set", overrides), ("--seed", seed), ("--device", device),
-                                          ("--out", out), ("--models", models)) if value]
+                                          ("--out", out), ("--models", models)) if value not in (None, ())]
         if given:
             raise click.UsageError("--resume continues the run as its config.toml says; "
                                    f"drop {', '.join(given)}")
@@ -105,6 +105,7 @@ def evaluate(run_dir, seed, samples, as_json):
     """Evaluate a trained run on a fresh test set and print its metrics."""
     run = runs.load_run(run_dir)
     tc = run.config.train
+    runs.check_samples(run.config.stimulus, samples or 0)
     metrics = runs.evaluate_fresh(run, samples or tc.batch_size * tc.test_batches,
                                   run.config.seed + 1 if seed is None else seed)
     click.echo(json.dumps(metrics.to_json(), indent=2) if as_json else viz.metrics_table(metrics))
@@ -116,6 +117,7 @@ def report(run_dir):
     """Re-draw the figures and the HTML report of a run folder (and its metrics, if they are unreadable)."""
     run = runs.load_run(run_dir)
     with runs.locked(run_dir):
+        runs.remove_temporaries(run_dir)  # of an earlier report that was killed
         if run.metrics is None:
             run.metrics = runs.evaluate_run(run, runs.datasets(run.config, run.device))
             runs.write_metrics(run)
@@ -151,6 +153,7 @@ def presets():
 def bound(preset, config_file, overrides, seed, device, samples, as_json):
     """The Bayesian ideal observer's accuracy and error for the config's stimulus: the physical limit."""
     cfg = resolve(preset, config_file, overrides, seed, device)
+    runs.check_samples(cfg.stimulus, samples)
     result = observer.bound(cfg.stimulus, samples=samples, seed=cfg.seed,
                             device=runs.resolve_device(cfg.device))
     click.echo(json.dumps(result, indent=2) if as_json else viz.bound_summary(result))

@@ -109,6 +109,18 @@ def test_a_resume_killed_again_still_ends_the_same(tmp_path, reference):
     assert code == 0 and "already complete; nothing to resume" in out_text
 
 
+def test_a_resume_with_an_edited_config_is_refused(tmp_path):
+    out = tmp_path / "run"
+    killed("checkpoint", 3, out)
+    config = (out / files.CONFIG).read_text()
+    for edited in (config.replace("seed = 7", "seed = 1"), config.replace("hidden = 8", "hidden = 9")):
+        (out / files.CONFIG).write_text(edited)
+        code, _, err = cli("train", "--resume", out)
+        assert code == 2 and "config.toml is not the config this run's checkpoint was trained with" in err
+    (out / files.CONFIG).write_text(config)
+    assert cli("train", "--resume", out, "-q")[0] == 0
+
+
 def test_one_writer_per_folder(tmp_path):
     out = tmp_path / "run"
     slow = subprocess.Popen([sys.executable, "-m", "spikeloc", "train", "--preset", "tiny", "--set",
@@ -203,6 +215,7 @@ def test_a_full_disk_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, smal
     monkeypatch.setattr(os, "fsync", full_disk)
     code, _, err = cli(*args, "--out", str(out))
     assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1
+    assert f"cannot write {out}/" in err and failing in err  # the file is named
     assert f"resume with: spikeloc train --resume {out}" in err
     assert json.loads((out / files.STATUS).read_text())["state"] == "running" and not list(out.glob(".*.tmp"))
     monkeypatch.undo()

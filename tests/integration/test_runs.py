@@ -57,8 +57,9 @@ def test_predictions_of_a_loaded_run_are_the_trained_ones(trained):
     for k in (0, 1):
         np.testing.assert_array_equal(loaded.predict_proba(spikes, model=k),
                                       run.predict_proba(spikes, model=k))
-    with pytest.raises(SpikelocError, match=r"model 2 does not exist: this run has 2 \(0..1\)"):
-        run.predict(spikes, model=2)
+    for bad in (2, 0.5, True, -1):
+        with pytest.raises(SpikelocError, match=r"does not exist: this run has 2 \(0..1\)"):
+            run.predict(spikes, model=bad)
     with pytest.raises(SpikelocError,
                        match="unknown model kind 'membrane-only'; this run has: spiking, membrane"):
         run.predict(spikes, kind="membrane-only")

@@ -27,9 +27,12 @@ def test_what_a_folder_is(tmp_path):
     # this release: the status says
     (tmp_path / "status.json").write_text('{"state": "failed", "reason": "why"}')
     assert read_status(tmp_path)["reason"] == "why"
-    (tmp_path / "status.json").write_text('{"state": ')
-    with pytest.raises(SpikelocError, match=r"status.json is damaged"):
-        read_status(tmp_path)
+    running = '{"state": "running", "progress": '
+    for damaged in ('{"state": ', "{}", "[]", "null", '{"state": "bogus"}', running + "5}",
+                    running + '{"kind": "x"}}'):
+        (tmp_path / "status.json").write_text(damaged)
+        with pytest.raises(SpikelocError, match=r"status.json is damaged"):
+            read_status(tmp_path)
     (tmp_path / "afile").write_text("")
     with pytest.raises(SpikelocError, match="exists and is not a folder"):
         read_status(tmp_path / "afile")
@@ -101,3 +104,42 @@ def test_atomic_write_leaves_the_old_file_when_it_fails(tmp_path, monkeypatch):
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
     with pytest.raises(ValueError):
         files.write_json(tmp_path / "b.json", {"x": float("nan")})  # strict JSON: no NaN in a file
+
+
+def test_a_failed_create_leaves_a_new_folder(tmp_path, monkeypatch):
+    fsync = os.fsync
+
+    def full_disk(fd):
+        if "config.toml" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(28, "No space left on device")
+        return fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(SpikelocError, match=r"cannot write to --out .*: No space left on device"):
+        RunFolder.create(tmp_path / "run", load_config("tiny"))
+    monkeypatch.undo()
+    assert read_status(tmp_path / "run") == {"state": "new"}  # no status without a config: it starts again
+    RunFolder.create(tmp_path / "run", load_config("tiny")).lock.release()
+
+
+def test_a_failed_library_save_saves_nothing_and_can_be_retried(tmp_path, monkeypatch):
+    import spikeloc
+
+    run = spikeloc.train(load_config("tiny", ideal_observer=False, membrane_only=False), progress=False)
+    fsync = os.fsync
+
+    def full_disk(fd):
+        if "weights" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(28, "No space left on device")
+        return fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(SpikelocError, match=r"weights.safetensors: No space left on device; nothing was "
+                                            r"saved"):
+        spikeloc.save(run, tmp_path / "run")
+    assert read_status(tmp_path / "run") == {"state": "new"}
+    monkeypatch.undo()
+    spikeloc.save(run, tmp_path / "run")
+    assert torch.equal(spikeloc.load_run(tmp_path / "run").models["spiking"].W1, run.models["spiking"].W1)
+    with pytest.raises(SpikelocError, match="already holds a complete run"):
+        spikeloc.save(run, tmp_path / "run")

@@ -7,7 +7,7 @@ __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
     "run": ["Run", "resolve_device"],
     "pipeline": ["datasets", "evaluate_fresh", "evaluate_run", "evaluate_splits", "stage_generator", "train"],
     "folder": ["AlreadyComplete", "RunFolder", "load_run", "read_status", "save", "write_metrics"],
-    "files": ["write_atomic"],
-    "resources": ["check_memory", "memory_estimate"],
+    "files": ["remove_temporaries", "write_atomic"],
+    "resources": ["check_memory", "check_samples", "memory_estimate"],
     "lock": ["FolderLock", "locked"],
 })

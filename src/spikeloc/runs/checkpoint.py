@@ -30,6 +30,7 @@ class Checkpoint:
     finished: dict[str, tuple[dict[str, torch.Tensor], list[Epoch]]] = field(default_factory=dict)
     kind: str | None = None
     fit: FitState | None = None
+    config: str = ""  # the resolved config (TOML) it was trained with: a resume must have the same
 
 
 def _history(rows: list[Epoch]) -> list[list]:
@@ -41,7 +42,7 @@ def _epochs(rows: list[list]) -> list[Epoch]:
 
 
 def to_bytes(ckpt: Checkpoint) -> bytes:
-    data = {"format": FORMAT,
+    data = {"format": FORMAT, "config": ckpt.config,
             "finished": {kind: {"model": state, "history": _history(rows)}
                          for kind, (state, rows) in ckpt.finished.items()}}
     if ckpt.fit is not None:
@@ -62,11 +63,12 @@ def from_bytes(blob: bytes) -> Checkpoint:
             raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
         finished = {kind: (d["model"], _epochs(d["history"])) for kind, d in data["finished"].items()}
         current = data.get("current")
+        config = str(data.get("config", ""))
         if current is None:
-            return Checkpoint(finished)
+            return Checkpoint(finished, config=config)
         fit = FitState(current["epoch"], current["model"], current["optimizer"], current["schedule"],
                        current["generator"], _epochs(current["history"]))
-        return Checkpoint(finished, current["kind"], fit)
+        return Checkpoint(finished, current["kind"], fit, config)
     except ValueError:
         raise
     except Exception as e:  # torch.load raises many kinds on damaged bytes; all mean "not a checkpoint"

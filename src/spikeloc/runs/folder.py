@@ -40,6 +40,7 @@ from .files import (
     LOCK,
     METRICS,
     STATUS,
+    TEMPORARY,
     WEIGHTS,
     history_csv,
     read_history,
@@ -66,17 +67,30 @@ def read_status(folder: Path) -> dict:
     if not folder.is_dir():
         raise SpikelocError(f"{folder} exists and is not a folder")
     try:
-        return json.loads((folder / STATUS).read_text())
+        return _valid_status(json.loads((folder / STATUS).read_text()))
     except FileNotFoundError:
         pass
     except (OSError, ValueError) as e:
         raise SpikelocError(f"{folder / STATUS} is damaged ({e}); the folder cannot be trusted") from None
-    names = {p.name for p in folder.iterdir()} - {LOCK}
+    # a killed writer's temporary files and the lock say nothing about what the folder holds
+    names = {p.name for p in folder.iterdir() if not p.match(TEMPORARY)} - {LOCK}
     if not names:
         return {"state": NEW}
     if {CONFIG, WEIGHTS, METRICS} <= names:
         return {"state": COMPLETE}
     return {"state": RUNNING} if CONFIG in names else {"state": FOREIGN}
+
+
+def _valid_status(status) -> dict:
+    """``status`` if it is one this release writes, else ValueError."""
+    if not isinstance(status, dict) or status.get("state") not in (RUNNING, COMPLETE, FAILED):
+        raise ValueError(f"not a status: {str(status)[:60]}")
+    progress = status.get("progress", {})
+    ok = (isinstance(progress, dict) and isinstance(progress.get("trained", []), list)
+          and ("kind" not in progress or {"epoch", "epochs"} <= progress.keys()))
+    if not ok:
+        raise ValueError(f"not a progress: {str(progress)[:60]}")
+    return status
 
 
 def _progress(status: dict) -> str:
@@ -91,7 +105,8 @@ def not_complete(folder: Path, status: dict) -> SpikelocError:
     """The one-line error for a folder that is not a complete run, with what to do."""
     state = status["state"]
     if state == NEW:
-        return SpikelocError(f"run folder not found: {folder}")
+        return SpikelocError(f"{folder} holds no spikeloc run" if folder.exists() else
+                             f"run folder not found: {folder}")
     if state == FOREIGN:
         return SpikelocError(f"{folder} holds no spikeloc run")
     if state == FAILED:
@@ -143,8 +158,8 @@ class RunFolder:
                 raise SpikelocError(f"--out {out} already holds a {status['state']} run; choose a new "
                                     "folder or remove it")
             folder = cls(out, cfg, lock)
+            write_atomic(out / CONFIG, cfg.to_toml().encode())  # first: a status without a config is no run
             folder._write_status(RUNNING)
-            write_atomic(out / CONFIG, cfg.to_toml().encode())
             return folder
         except OSError as e:
             lock.release()
@@ -164,6 +179,11 @@ class RunFolder:
             raise not_complete(path, status)
         lock = FolderLock(path).acquire()
         try:
+            status = read_status(path)  # again, holding the lock: another resume may have finished it
+            if status["state"] == COMPLETE:
+                raise AlreadyComplete(f"{path} is already complete; nothing to resume")
+            if status["state"] != RUNNING:
+                raise not_complete(path, status)
             remove_temporaries(path)
             cfg = _read_config(path / CONFIG)
             return cls(path, cfg, lock)
@@ -178,8 +198,9 @@ class RunFolder:
         try:
             if isinstance(error, TrainingDiverged):
                 self._write_status(FAILED, reason=str(error))
-                kept = (f"the last good checkpoint stays in {self.path / CHECKPOINT}"
-                        if (self.path / CHECKPOINT).exists() else "no epoch had finished")
+                kept = (f"the last good checkpoint stays in {self.path / CHECKPOINT} (torch.load it with "
+                        "weights_only=True to inspect it)" if (self.path / CHECKPOINT).exists()
+                        else "no epoch had finished")
                 raise SpikelocError(f"{error}; {kept}") from None
             if isinstance(error, OSError):
                 raise SpikelocError(f"cannot write {error.filename or self.path}: {error.strerror}; "
@@ -240,9 +261,18 @@ def _read_config(path: Path) -> RunConfig:
 def save(run: Run, out: str | Path) -> Path:
     """``run`` as a new, complete run folder ``out`` (figures and report come with
     :func:`spikeloc.viz.draw`); refused where ``out`` holds a run or other files, as on the command line."""
-    with RunFolder.create(out, run.config) as folder:
+    if run.metrics is None:
+        raise SpikelocError("this run has no metrics to save (evaluate it with spikeloc.runs.evaluate_run)")
+    folder = RunFolder.create(out, run.config)
+    try:
         folder.save(run)
         folder.complete()
+    except OSError as e:  # nothing half-saved stays: the folder is as new, and save can be called again
+        for name in (STATUS, CONFIG, WEIGHTS, HISTORY, METRICS):
+            (folder.path / name).unlink(missing_ok=True)
+        raise SpikelocError(f"cannot write {e.filename}: {e.strerror}; nothing was saved") from None
+    finally:
+        folder.lock.release()
     return folder.path
 
 

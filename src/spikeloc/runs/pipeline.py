@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..config.schema import RunConfig
+from ..errors import SpikelocError
 from ..evaluation.metrics import KindMetrics, ModelResult, RunMetrics, SplitMetrics, evaluate
 from ..models.registry import MODEL_KINDS, build_models, construct
 from ..models.stack import StackedModel
@@ -65,7 +66,7 @@ def _trained_model(kind: str, cfg: RunConfig, data: dict[str, Dataset], progress
     if kind in ckpt.finished:
         state, history = ckpt.finished[kind]
         model = construct(kind, cfg.stimulus, cfg.model, cfg.train.models, device)
-        model.load_state_dict(state)
+        model.load_state_dict(state)  # the config was checked against the checkpoint's
         return model, history
     resume = ckpt.fit if ckpt.kind == kind else None
     if resume is not None:  # its weights come from the checkpoint: no need to draw or calibrate them
@@ -99,7 +100,10 @@ def train(cfg: RunConfig, progress: bool = True, checkpoints: Checkpoints | None
     t0 = time.perf_counter()
     data = datasets(cfg, device)
     seconds = {"data": time.perf_counter() - t0}
-    ckpt = (checkpoints.load() if checkpoints is not None else None) or Checkpoint()
+    ckpt = (checkpoints.load() if checkpoints is not None else None) or Checkpoint(config=cfg.to_toml())
+    if ckpt.config != cfg.to_toml():
+        raise SpikelocError("config.toml is not the config this run's checkpoint was trained with (it was "
+                            "edited?); restore it, or start a new run with the new config")
     run = Run(config=cfg, models={})
     for kind in MODEL_KINDS if cfg.train.membrane_only else ["spiking"]:
         t0 = time.perf_counter()

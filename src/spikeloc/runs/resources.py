@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from ..config.schema import RunConfig
+from ..config.schema import RunConfig, StimulusConfig
 from ..errors import SpikelocError
 from ..models.readout import WITH_NEURONS
 
@@ -47,6 +47,15 @@ def available_memory() -> int:
     except OSError:
         pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_samples(stim: StimulusConfig, samples: int) -> None:
+    """A one-line error when a test set of ``samples`` stimuli (``evaluate``, ``bound``) cannot fit in
+    memory."""
+    need, have = 3 * samples * stim.steps * stim.inputs, available_memory()  # uint8 spikes, float batches
+    if need > have:
+        raise SpikelocError(f"{samples} samples need about {_gib(need)}, more than the {_gib(have)} "
+                            "available; ask for fewer")
 
 
 def _gib(n: int) -> str:

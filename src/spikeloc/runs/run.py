@@ -79,7 +79,8 @@ class Run:
         tensor."""
         x = self.spikes(spikes)
         stack = self.stack(kind)
-        if not 0 <= model < stack.models:
+        index_ok = isinstance(model, int | np.integer) and not isinstance(model, bool)
+        if not index_ok or not 0 <= model < stack.models:
             raise SpikelocError(f"model {model} does not exist: this run has {stack.models} "
                                 f"(0..{stack.models - 1})")
         # the whole stack, as its metrics were computed, then model k
