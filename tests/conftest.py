@@ -25,3 +25,20 @@ DATA = ROOT / "tests" / "data"
 @pytest.fixture
 def gen():
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """``full_disk("metrics.json")``: from now on, ENOSPC as a temporary file whose name holds that text is
+    flushed to disk (the disk fills up while the file is written); ``monkeypatch.undo()`` frees it again."""
+    fsync = os.fsync
+
+    def fill(name: str) -> None:
+        def failing(fd):
+            if name in os.readlink(f"/proc/self/fd/{fd}"):
+                raise OSError(28, os.strerror(28))
+            return fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", failing)
+
+    return fill

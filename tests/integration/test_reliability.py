@@ -5,10 +5,8 @@ resumes and checks run the command line in this process, which is quicker.
 """
 
 import contextlib
-import errno
 import io
 import json
-import os
 import re
 import signal
 import subprocess
@@ -200,19 +198,13 @@ def small_reference(tmp_path_factory):
 
 
 @pytest.mark.parametrize("failing", ["checkpoint.pt", "metrics.json", ".png"])
-def test_a_full_disk_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, small_reference, failing):
+def test_a_full_disk_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, full_disk, small_reference,
+                                                      failing):
     """ENOSPC while writing a checkpoint, the results or a figure: one line, nothing that looks complete, and
     once there is space again the run resumes to what it would have been."""
     out = tmp_path / "run"
     args = SMALL
-    fsync = os.fsync
-
-    def full_disk(fd):  # the disk fills up as the temporary file of `failing` is flushed
-        if failing in os.readlink(f"/proc/self/fd/{fd}"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", full_disk)
+    full_disk(failing)
     code, _, err = cli(*args, "--out", str(out))
     assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1
     assert f"cannot write {out}/" in err and failing in err  # the file is named

@@ -106,15 +106,8 @@ def test_atomic_write_leaves_the_old_file_when_it_fails(tmp_path, monkeypatch):
         files.write_json(tmp_path / "b.json", {"x": float("nan")})  # strict JSON: no NaN in a file
 
 
-def test_a_failed_create_leaves_a_new_folder(tmp_path, monkeypatch):
-    fsync = os.fsync
-
-    def full_disk(fd):
-        if "config.toml" in os.readlink(f"/proc/self/fd/{fd}"):
-            raise OSError(28, "No space left on device")
-        return fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", full_disk)
+def test_a_failed_create_leaves_a_new_folder(tmp_path, monkeypatch, full_disk):
+    full_disk("config.toml")
     with pytest.raises(SpikelocError, match=r"cannot write to --out .*: No space left on device"):
         RunFolder.create(tmp_path / "run", load_config("tiny"))
     monkeypatch.undo()
@@ -122,18 +115,11 @@ def test_a_failed_create_leaves_a_new_folder(tmp_path, monkeypatch):
     RunFolder.create(tmp_path / "run", load_config("tiny")).lock.release()
 
 
-def test_a_failed_library_save_saves_nothing_and_can_be_retried(tmp_path, monkeypatch):
+def test_a_failed_library_save_saves_nothing_and_can_be_retried(tmp_path, monkeypatch, full_disk):
     import spikeloc
 
     run = spikeloc.train(load_config("tiny", ideal_observer=False, membrane_only=False), progress=False)
-    fsync = os.fsync
-
-    def full_disk(fd):
-        if "weights" in os.readlink(f"/proc/self/fd/{fd}"):
-            raise OSError(28, "No space left on device")
-        return fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", full_disk)
+    full_disk("weights")
     with pytest.raises(SpikelocError, match=r"weights.safetensors: No space left on device; nothing was "
                                             r"saved"):
         spikeloc.save(run, tmp_path / "run")
