@@ -25,7 +25,7 @@ from spikeloc.runs import resolve_device, stage_generator, train
 from spikeloc.task.stimulus import random_ipd_input_signal
 
 TEST_SAMPLES, TEST_SEED = 8192, 12345
-QUIET = ["eval.ideal_observer=false", "train.membrane_only=false"]
+QUIET = ["eval.ideal_observer=false", "train.membrane_baseline=false"]
 
 # (name, preset, overrides, note); the "other stimulus" rows use at most VARIANT_SEEDS seeds
 VARIANT_SEEDS = 2

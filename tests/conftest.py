@@ -7,10 +7,13 @@ ran up to 10x slower in the suite than alone. One thread each keeps every test's
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(var, "1")  # before torch and numba start their pools; subprocesses inherit it
+# the user's cache stays untouched, and every test session starts with an empty one
+os.environ["SPIKELOC_CACHE_DIR"] = tempfile.mkdtemp(prefix="spikeloc-test-cache-")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

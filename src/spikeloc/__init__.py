@@ -18,7 +18,14 @@ The names below are imported on first use (PEP 562), so ``import spikeloc`` and 
 load neither torch nor matplotlib.
 """
 
+import os
+
 import lazy_loader as lazy
+
+# OpenMP threads (PyTorch's and numba's pools) that sleep while they wait, instead of spinning: where
+# another job holds a core, spinning made a small training step 10-30x slower (docs/performance.md).
+# OpenMP reads this when it starts, so it is set before anything imports torch; a user's value is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __getattr__, __dir__, __all__ = lazy.attach(
     __name__,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -29,7 +30,14 @@ CONFIG_OPTIONS = [
                  help="Random seed (default: the config's)."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
                  help="Where to compute (default: the config's, 'auto')."),
+    click.option("--threads", type=click.IntRange(min=1), default=None,
+                 help="CPU threads (default: the config's, 'auto': OMP_NUM_THREADS if set, else the CPUs "
+                      "other work leaves free)."),
 ]
+
+THREADS_OPTION = click.option("--threads", type=click.IntRange(min=1), default=None,
+                              help="CPU threads (default: OMP_NUM_THREADS if set, else the CPUs other work "
+                                   "leaves free).")
 
 
 def config_options(f):
@@ -38,8 +46,8 @@ def config_options(f):
     return f
 
 
-def resolve(preset, config_file, overrides, seed, device):
-    return config.load_config(preset, config_file, overrides, seed=seed, device=device)
+def resolve(preset, config_file, overrides, seed, device, threads):
+    return config.load_config(preset, config_file, overrides, seed=seed, device=device, threads=threads)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,16 +66,18 @@ def cli():
               help="Continue the interrupted run in this folder, from its last checkpoint, "
                    "as its config.toml says.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(preset, config_file, overrides, seed, device, out, models, resume_dir, quiet):
+def train(preset, config_file, overrides, seed, device, threads, out, models, resume_dir, quiet):
     """Train a spiking model (and the membrane-only baseline) and write a run folder with a report.
 
     A checkpoint is written after every epoch; an interrupted run continues with --resume and ends
     as it would have without the interruption.
     """
+    started = time.perf_counter()
     if resume_dir is not None:
         given = [flag for flag, value in (("--preset", preset), ("--config", config_file),
                                           ("--set", overrides), ("--seed", seed), ("--device", device),
-                                          ("--out", out), ("--models", models)) if value not in (None, ())]
+                                          ("--threads", threads), ("--out", out), ("--models", models))
+                 if value not in (None, ())]
         if given:
             raise click.UsageError("--resume continues the run as its config.toml says; "
                                    f"drop {', '.join(given)}")
@@ -79,18 +89,23 @@ def train(preset, config_file, overrides, seed, device, out, models, resume_dir,
         click.echo(f"resuming {folder.path}: {folder.progress()}")
     else:
         overrides = (*overrides, f"train.models={models}") if models else overrides
-        cfg = resolve(preset, config_file, overrides, seed, device)
+        cfg = resolve(preset, config_file, overrides, seed, device, threads)
         runs.check_memory(cfg)  # before any folder is made
-        cfg = cfg.model_copy(update={"device": runs.resolve_device(cfg.device).type})
+        # config.toml records where and with how many threads the run trains: a re-run is exact
+        cfg = cfg.model_copy(update={"device": runs.resolve_device(cfg.device).type,
+                                     "threads": runs.resolve_threads(cfg.threads)})
         name = preset or (config_file.stem if config_file else "default")
         default = Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}-s{cfg.seed}"
         folder = runs.RunFolder.create(out or default, cfg, unique=out is None)
     with folder:
+        seconds = {"start (imports, config, folder)": time.perf_counter() - started}
         run = runs.train(folder.config, progress=not quiet, checkpoints=folder.checkpoints)
+        seconds["training and evaluation"] = time.perf_counter() - started - sum(seconds.values())
         folder.save(run)  # results are on disk before anything that could fail while drawing
         click.echo(viz.metrics_table(run.metrics))
         report = viz.draw(run, folder.path)
-        folder.complete()
+        seconds["save, figures and report"] = time.perf_counter() - started - sum(seconds.values())
+        folder.complete(seconds | {"total": time.perf_counter() - started})
     click.echo(f"run folder: {folder.path}\nreport: {report}")
 
 
@@ -101,22 +116,25 @@ def train(preset, config_file, overrides, seed, device, out, models, resume_dir,
 @click.option("--samples", type=click.IntRange(min=1), default=None,
               help="Test samples (default: the run's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def evaluate(run_dir, seed, samples, as_json):
+@THREADS_OPTION
+def evaluate(run_dir, seed, samples, as_json, threads):
     """Evaluate a trained run on a fresh test set and print its metrics."""
     run = runs.load_run(run_dir)
     tc = run.config.train
     runs.check_samples(run.config.stimulus, samples or 0)
-    metrics = runs.evaluate_fresh(run, samples or tc.batch_size * tc.test_batches,
-                                  run.config.seed + 1 if seed is None else seed)
+    with runs.using_threads(threads or runs.resolve_threads("auto")):
+        metrics = runs.evaluate_fresh(run, samples or tc.batch_size * tc.test_batches,
+                                      run.config.seed + 1 if seed is None else seed)
     click.echo(json.dumps(metrics.to_json(), indent=2) if as_json else viz.metrics_table(metrics))
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir):
+@THREADS_OPTION
+def report(run_dir, threads):
     """Re-draw the figures and the HTML report of a run folder (and its metrics, if they are unreadable)."""
     run = runs.load_run(run_dir)
-    with runs.locked(run_dir):
+    with runs.locked(run_dir), runs.using_threads(threads or runs.resolve_threads(run.config.threads)):
         runs.remove_temporaries(run_dir)  # of an earlier report that was killed
         if run.metrics is None:
             run.metrics = runs.evaluate_run(run, runs.datasets(run.config, run.device))
@@ -132,9 +150,9 @@ def report(run_dir):
 
 @cli.command("config")
 @config_options
-def show_config(preset, config_file, overrides, seed, device):
+def show_config(preset, config_file, overrides, seed, device, threads):
     """Print the resolved config as TOML (what `train` would run with)."""
-    click.echo(resolve(preset, config_file, overrides, seed, device).to_toml(), nl=False)
+    click.echo(resolve(preset, config_file, overrides, seed, device, threads).to_toml(), nl=False)
 
 
 @cli.command()
@@ -150,12 +168,13 @@ def presets():
               help="Test samples (each with its own phase offset).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print {known_offset: {...}, unknown_offset: {...}} as JSON.")
-def bound(preset, config_file, overrides, seed, device, samples, as_json):
+def bound(preset, config_file, overrides, seed, device, threads, samples, as_json):
     """The Bayesian ideal observer's accuracy and error for the config's stimulus: the physical limit."""
-    cfg = resolve(preset, config_file, overrides, seed, device)
+    cfg = resolve(preset, config_file, overrides, seed, device, threads)
     runs.check_samples(cfg.stimulus, samples)
-    result = observer.bound(cfg.stimulus, samples=samples, seed=cfg.seed,
-                            device=runs.resolve_device(cfg.device))
+    with runs.using_threads(runs.resolve_threads(cfg.threads)):
+        result = observer.bound(cfg.stimulus, samples=samples, seed=cfg.seed,
+                                device=runs.resolve_device(cfg.device))
     click.echo(json.dumps(result, indent=2) if as_json else viz.bound_summary(result))
 
 

@@ -37,7 +37,8 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        main(["train", "--preset", "tiny", "--out", str(out), "--quiet", "--seed", "3"])
+        main(["train", "--preset", "tiny", "--out", str(out), "--quiet", "--seed", "3",
+              "--set", "train.membrane_baseline=true"])  # both model kinds
     return out, printed.getvalue()
 
 

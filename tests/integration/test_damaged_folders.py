@@ -28,7 +28,8 @@ def cli(*args):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    assert cli("train", "--preset", "tiny", "-q", "--out", out)[0] == 0
+    both_kinds = ("--set", "train.membrane_baseline=true")
+    assert cli("train", "--preset", "tiny", "-q", *both_kinds, "--out", out)[0] == 0
     return out
 
 

@@ -22,8 +22,9 @@ from spikeloc.runs import files
 DRIVER = Path(__file__).with_name("kill_driver.py")
 # both model kinds, two stages (the readout-only one first), a cosine schedule, fresh data every epoch and a
 # stack of two: every piece of state a checkpoint must carry
-ARGS = ["--preset", "tiny", "--set", "train.epochs=5", "--set", "train.readout_only_epochs=2", "--set",
-        "train.lr_schedule=cosine", "--set", "train.fresh_data=true", "--models", "2", "--seed", "7", "-q"]
+ARGS = ["--preset", "tiny", "--set", "train.membrane_baseline=true", "--set", "train.epochs=5", "--set",
+        "train.readout_only_epochs=2", "--set", "train.lr_schedule=cosine", "--set", "train.fresh_data=true",
+        "--models", "2", "--seed", "7", "-q"]
 
 
 def cli(*args) -> tuple[int, str, str]:

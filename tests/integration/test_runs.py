@@ -16,7 +16,8 @@ from spikeloc.runs.files import history_csv, read_history
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    cfg = spikeloc.load_config("tiny", models=2, hidden_bias=True, learn_tau=True, readout="count", seed=1)
+    cfg = spikeloc.load_config("tiny", models=2, hidden_bias=True, learn_tau=True, readout="count", seed=1,
+                               membrane_baseline=True)
     run = spikeloc.train(cfg, progress=False)
     out = spikeloc.save(run, tmp_path_factory.mktemp("runs") / "api")
     return run, out
@@ -100,7 +101,7 @@ def test_training_reproduces_release_0_1_0():
     folder = DATA / "tiny-k3-0.1.0"
     expected = load_file(folder / "weights.safetensors")
     old_config = spikeloc.config.config_from_toml_text((folder / "config.toml").read_text(), "config.toml")
-    assert old_config == spikeloc.load_config("tiny", models=3, device="cpu")
+    assert old_config == spikeloc.load_config("tiny", models=3, device="cpu", membrane_baseline=True)
     run = spikeloc.train(old_config.model_copy(update={"eval": old_config.eval.model_copy(
         update={"ideal_observer": False})}), progress=False)
     for kind, model in run.models.items():

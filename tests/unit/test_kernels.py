@@ -235,3 +235,21 @@ def test_fused_lif_refuses_alpha_of_another_stack():
     h, alpha, _ = make_case((3, 2, 5, 4), scale=0.8, seed=9)
     with pytest.raises(ValueError, match=r"alpha \(K, N\); got \(3, 2, 5, 4\) and \(1, 4\)"):
         fused_lif(h, params(alpha[:1], "standard"), lif_numba)
+
+
+@pytest.mark.parametrize("backend", ["numba", "triton"])
+@pytest.mark.parametrize("rule", RULES)
+def test_fused_surrogate_is_cut_off_far_below_threshold(monkeypatch, rule, backend):
+    """Membranes far below threshold (the cut-off of the surrogate) get exactly the reference's gradient,
+    0, never a subnormal float."""
+    kernel = lif_numba if backend == "numba" else load_lif_triton(monkeypatch, interpret=True)
+    h, alpha, up = make_case((1, 3, 30, 6), scale=0.8, seed=7)
+    with torch.no_grad():
+        h[..., :3] -= 10.0  # three neurons sink below -18: slope x (v - 1) far below the cut-off
+    out = assert_lif_matches_reference(h, alpha, up, rule, kernel)
+    assert out[..., 3:].sum() > 0  # the others still spike
+    _, (grad_h, _) = forward_backward(lambda h, a: fused_lif(h, params(a, rule), kernel), h, alpha, up)
+    deep = grad_h[0, :, 20:, :3]  # late steps, membrane long past the cut-off
+    assert torch.equal(deep, torch.zeros_like(deep))
+    tiny = torch.finfo(torch.float32).tiny
+    assert not ((grad_h != 0) & (grad_h.abs() < tiny)).any()

@@ -7,6 +7,7 @@ import torch
 
 from spikeloc.neurons.li import LIParams, LIState, li_sequence, li_step
 from spikeloc.neurons.lif import LIFParams, LIFState, initial_state, lif_sequence, lif_step
+from spikeloc.neurons.surrogate import CUTOFF, spike_fn
 
 RULES = ["standard", "immediate", "notebook"]
 RESETS = ["zero", "subtract"]
@@ -122,3 +123,16 @@ def test_leaky_integrator_follows_its_equations(rule):
     assert trace.tolist() == pytest.approx(want)
     one = li_step(LIParams(torch.full((1, 1), 0.5)), LIState(torch.ones(1, 1, 1)), torch.ones(1, 1, 1))
     assert one.y.item() == 1.5
+
+
+def test_surrogate_is_zero_below_its_cutoff_and_never_subnormal():
+    """Far below threshold the surrogate is exactly 0 (not a subnormal float, which slows the CPU)."""
+    slope = 5.0
+    x = torch.tensor([CUTOFF / slope - 0.1, CUTOFF / slope + 0.1, -20.0, -0.3, 0.0, 0.4], requires_grad=True)
+    spike_fn(x, slope).sum().backward()
+    sig = torch.sigmoid(slope * x.detach())
+    expected = torch.where(slope * x.detach() < CUTOFF, 0.0, slope * sig * (1 - sig))
+    assert x.grad[0] == 0 and x.grad[2] == 0 and x.grad[1] > 0
+    torch.testing.assert_close(x.grad, expected, rtol=0, atol=0)
+    tiny = torch.finfo(torch.float32).tiny
+    assert not ((x.grad != 0) & (x.grad.abs() < tiny)).any()

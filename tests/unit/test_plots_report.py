@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from spikeloc.config import RunConfig, StimulusConfig
 from spikeloc.errors import SpikelocError
 from spikeloc.evaluation.metrics import KindMetrics, RunMetrics, SplitMetrics, Summary
-from spikeloc.task.stimulus import random_ipd_input_signal
+from spikeloc.task.stimulus import phase_delays, random_ipd_input_signal
 from spikeloc.training.loop import Epoch
 from spikeloc.viz import plots, report
 
@@ -88,9 +88,11 @@ def _figures():
     rng = np.random.default_rng(0)
     true = rng.uniform(-90, 90, 200)
     confusion = rng.random((STIM.num_classes, STIM.num_classes))
+    stimuli = _stimuli()
     return {
-        "stimulus_examples": lambda: plots.stimulus_examples(_stimuli(), STIM, n=5),
-        "stimulus_examples_more_than_data": lambda: plots.stimulus_examples(_stimuli(), STIM, n=32),
+        "stimulus_examples": lambda: plots.stimulus_examples(stimuli.spikes, stimuli.ipd, STIM, n=5),
+        "stimulus_examples_more_than_data": lambda: plots.stimulus_examples(stimuli.spikes, stimuli.ipd, STIM,
+                                                                            n=32),
         "loss_curves": lambda: plots.loss_curves({"spiking": _history(3), "membrane": _history(1)},
                                                   {"spiking": 6.6, "membrane": 2.5}, readout_only_epochs=1),
         "loss_curves_shared_chance": lambda: plots.loss_curves(
@@ -99,7 +101,7 @@ def _figures():
         "ipd_errors": lambda: plots.ipd_errors(true, true + rng.normal(0, 10, 200),
                                                confusion / confusion.sum(0), STIM, "Test"),
         "weights": lambda: plots.weights(W1, torch.tensor(W2), 25),
-        "hidden_unit_weights": lambda: plots.hidden_unit_weights(torch.tensor(W1), STIM),
+        "hidden_unit_weights": lambda: plots.hidden_unit_weights(torch.tensor(W1), phase_delays(STIM)),
     }
 
 
@@ -115,11 +117,11 @@ def test_every_plot_saves_a_png(name, tmp_path):
 def test_hidden_unit_weights_falls_back_to_largest_units():
     W1 = np.random.default_rng(0).uniform(-0.1, 0.1, (STIM.inputs, 6))  # no unit passes 0.5
     W1[:, 4] *= 3
-    fig = plots.hidden_unit_weights(W1, STIM, max_units=3)
+    fig = plots.hidden_unit_weights(W1, phase_delays(STIM).numpy(), max_units=3)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert len(titles) == 3 and all("weak" in t for t in titles)
     with pytest.raises(ValueError, match="inputs"):
-        plots.hidden_unit_weights(W1[:-1], STIM)
+        plots.hidden_unit_weights(W1[:-1], phase_delays(STIM))
 
 
 # ---------------------------------------------------------------- report

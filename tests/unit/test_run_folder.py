@@ -118,7 +118,7 @@ def test_a_failed_create_leaves_a_new_folder(tmp_path, monkeypatch, full_disk):
 def test_a_failed_library_save_saves_nothing_and_can_be_retried(tmp_path, monkeypatch, full_disk):
     import spikeloc
 
-    run = spikeloc.train(load_config("tiny", ideal_observer=False, membrane_only=False), progress=False)
+    run = spikeloc.train(load_config("tiny", ideal_observer=False, membrane_baseline=False), progress=False)
     full_disk("weights")
     with pytest.raises(SpikelocError, match=r"weights.safetensors: No space left on device; nothing was "
                                             r"saved"):

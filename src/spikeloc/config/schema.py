@@ -15,7 +15,7 @@ import math
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 def field(default: Any, description: str, unit: str | None = None, old_name: str | None = None,
@@ -192,7 +192,10 @@ class TrainConfig(Section):
     rate_reg: float = field(0.0, "weight of the hidden firing-rate penalty", "1", ge=0)
     target_rate_hz: float = field(10.0, "hidden firing rate the penalty pulls towards", "Hz", gt=0)
     models: int = field(1, "independent models trained at once (seeds seed..seed+models-1)", "models", ge=1)
-    membrane_only: bool = field(True, "also train the membrane-only baseline")
+    membrane_baseline: bool = field(
+        False, "also train the membrane-only baseline (a linear readout of the input spikes, no hidden "
+        "layer). It learns only where the phase offset is shared by a data set (the tutorial presets); with "
+        "per-sample offsets it stays at chance by construction", old_name="membrane_only")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -222,11 +225,22 @@ class RunConfig(Section):
     seed: int = field(0, "seed of every random draw of the run (an integer label, no unit)", ge=0,
                       le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda"] = field("auto", "auto: cuda when available")
+    threads: Literal["auto"] | int = field(
+        "auto", "CPU threads of PyTorch and numba. auto: OMP_NUM_THREADS if set, else the CPUs not busy "
+        "with other work when the run starts. A run records the count it used: on the CPU the matrix "
+        "products' rounding depends on it", "threads")
     stimulus: StimulusConfig = StimulusConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     plot: PlotConfig = PlotConfig()
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, value: Any) -> Any:
+        if value != "auto" and (type(value) is not int or value < 1):
+            raise ValueError("must be 'auto' or a whole number, at least 1")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from ..neurons.surrogate import surrogate_sigmoid
 from .fused import Recurrence
 
 ONE = np.float32(1.0)  # float32 constants keep numba from promoting the arithmetic to float64
@@ -108,11 +109,11 @@ def _backward(grad_out, u, out, sig, alpha, slope, lag, shift, subtract, theta, 
 
 
 def _sigmoid(u: torch.Tensor, spikes: torch.Tensor, rec: Recurrence) -> torch.Tensor:
-    """``sig(slope (w[t] - theta))`` for the recurrence's steps, ``w[t] = R(u[t], q[t-L])``
-    (``u[t]`` if L = 0)."""
+    """``sig(slope (w[t] - theta))`` (0 below the surrogate's cut-off) for the recurrence's steps,
+    ``w[t] = R(u[t], q[t-L])`` (``u[t]`` if L = 0)."""
     steps = max(u.shape[-2] - rec.shift, 0)
     if rec.lag == 0:  # the spike is taken before the reset
-        return torch.sigmoid(u[..., :steps, :].sub(rec.threshold).mul_(rec.slope))
+        return surrogate_sigmoid(u[..., :steps, :].sub(rec.threshold).mul_(rec.slope))
     d = rec.lag - rec.shift  # q[t-L] sits at spikes[t - d]
     w = u[..., :steps, :].clone()
     q_lag = spikes[..., :steps - d, :]
@@ -123,7 +124,7 @@ def _sigmoid(u: torch.Tensor, spikes: torch.Tensor, rec: Recurrence) -> torch.Te
         if rec.v_reset != 0:
             w[..., d:, :] += rec.v_reset * q_lag
     # as the reference: sigmoid(slope * (v - theta))
-    return torch.sigmoid_(w.sub_(rec.threshold).mul_(rec.slope))
+    return surrogate_sigmoid(w.sub_(rec.threshold).mul_(rec.slope))
 
 
 def _constants(rec: Recurrence):

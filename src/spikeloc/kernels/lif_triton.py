@@ -15,9 +15,18 @@ import torch
 import triton
 import triton.language as tl
 
+from ..neurons.surrogate import CUTOFF as _CUTOFF
 from .fused import Recurrence
 
+CUTOFF = tl.constexpr(_CUTOFF)  # a jitted function reads only constexpr globals
+
 BLOCK = 32  # lanes per program, one warp: many small programs spread the sequential loop over SMs
+
+
+@triton.jit
+def _surrogate_sigmoid(kx):
+    """sig(k x), 0 below the surrogate's cut-off (spikeloc.neurons.surrogate.CUTOFF)."""
+    return tl.where(kx < CUTOFF, 0.0, 1.0 / (1.0 + tl.exp(-kx)))
 
 
 @triton.jit
@@ -97,7 +106,7 @@ def _backward_kernel(g_ptr, u_ptr, out_ptr, alpha_ptr, gh_ptr, ga_ptr, slope, th
             gw = a * gu1  # G_w[t]: w[t] feeds u[t+1]
             g = tl.load(g_ptr + base + (t + SHIFT) * H, mask=mask, other=0.0)
             g = g + gw * _reset_slope(ut, theta, v_reset, SUBTRACT)  # q[t] resets w[t]
-            sig = 1.0 / (1.0 + tl.exp(-(slope * (ut - theta))))
+            sig = _surrogate_sigmoid(slope * (ut - theta))
             acc += gu1 * w
             gu = g * slope * sig * (1.0 - sig) + gw * r
         else:
@@ -111,7 +120,7 @@ def _backward_kernel(g_ptr, u_ptr, out_ptr, alpha_ptr, gh_ptr, ga_ptr, slope, th
                 g = g + gw1 * _reset_slope(u1, theta, v_reset, SUBTRACT)
             else:
                 g = g + gw2 * _reset_slope(u2, theta, v_reset, SUBTRACT)
-            sig = 1.0 / (1.0 + tl.exp(-(slope * (w - theta))))
+            sig = _surrogate_sigmoid(slope * (w - theta))
             gw = g * slope * sig * (1.0 - sig) + a * gu1
             acc += gu1 * w  # u[t+1] = alpha * w[t] + h[t+1]
             gu = gw * r

@@ -8,6 +8,7 @@ __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
     "pipeline": ["datasets", "evaluate_fresh", "evaluate_run", "evaluate_splits", "stage_generator", "train"],
     "folder": ["AlreadyComplete", "RunFolder", "load_run", "read_status", "save", "write_metrics"],
     "files": ["remove_temporaries", "write_atomic"],
-    "resources": ["check_memory", "check_samples", "memory_estimate"],
+    "resources": ["auto_threads", "check_memory", "check_samples", "memory_estimate", "resolve_threads",
+                  "using_threads"],
     "lock": ["FolderLock", "locked"],
 })

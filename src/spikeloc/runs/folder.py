@@ -1,6 +1,7 @@
 """The run folder: the one place that decides what a folder is, writes it and reads it.
 
-    status.json          running (with progress), complete or failed (with the reason): first and last
+    status.json          running (with progress), complete (with the stages' wall times) or failed (with
+                         the reason): first and last
     config.toml          the exact resolved config (seed and device included): re-runs the run exactly
     checkpoint.pt        while running: where training stands (runs.checkpoint), removed when complete
     weights.safetensors  trained parameters and buffers of every model kind (loads without executing code)
@@ -217,9 +218,10 @@ class RunFolder:
         from)."""
         write_results(run, self.path)
 
-    def complete(self) -> None:
-        """Mark the run complete, the last write; then its checkpoint is no longer needed."""
-        self._write_status(COMPLETE)
+    def complete(self, seconds: dict[str, float] | None = None) -> None:
+        """Mark the run complete, the last write; then its checkpoint is no longer needed. ``seconds``: the
+        wall time of the command's stages, kept in the status (``metrics.json`` has training's own)."""
+        self._write_status(COMPLETE, **({"seconds": seconds} if seconds else {}))
         (self.path / CHECKPOINT).unlink(missing_ok=True)
 
     def _write_status(self, state: str, **extra) -> None:

@@ -9,6 +9,9 @@ adding a stage never changes another stage's numbers. Model k of a stack is init
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
 import time
 import zlib
 
@@ -17,14 +20,18 @@ import torch
 
 from ..config.schema import RunConfig
 from ..errors import SpikelocError
+from ..evaluation import metrics
 from ..evaluation.metrics import KindMetrics, ModelResult, RunMetrics, SplitMetrics, evaluate
 from ..models.registry import MODEL_KINDS, build_models, construct
 from ..models.stack import StackedModel
+from ..observer import ideal as ideal_observer
 from ..observer.ideal import IdealObserver
+from ..task import bins, likelihood
 from ..task.stimulus import Dataset, random_ipd_input_signal
 from ..training.loop import Epoch, FitState, fit
+from .cache import cached_json, data_hash, source_hash
 from .checkpoint import Checkpoint, Checkpoints
-from .resources import check_memory
+from .resources import check_memory, resolve_threads, using_threads
 from .run import Run, resolve_device
 
 
@@ -92,20 +99,36 @@ def train(cfg: RunConfig, progress: bool = True, checkpoints: Checkpoints | None
 
     The returned run holds the models, metrics, history and per-sample results; nothing else is
     written. With ``checkpoints`` (a run folder's), training starts from the last checkpoint there and
-    writes one after every epoch; the result is the same as without interruption.
+    writes one after every epoch; the result is the same as without interruption. The run's config
+    records the device and the CPU thread count it used (``threads = "auto"`` resolved).
     """
     check_memory(cfg)
     device = resolve_device(cfg.device)
-    cfg = cfg.model_copy(update={"device": device.type})
+    cfg = cfg.model_copy(update={"device": device.type, "threads": resolve_threads(cfg.threads)})
+    with using_threads(cfg.threads):
+        return _train(cfg, device, progress, checkpoints)
+
+
+def _import_quietly(module: str) -> None:
+    with contextlib.suppress(Exception):  # a failure shows where the module is really imported
+        importlib.import_module(module)
+
+
+def _train(cfg: RunConfig, device: torch.device, progress: bool, checkpoints: Checkpoints | None) -> Run:
     t0 = time.perf_counter()
+    # torch.optim imports torch._dynamo when the first optimizer is made (about 1.5 s); a thread imports
+    # it while the data are drawn (torch's kernels run without the GIL)
+    optimizer_imports = threading.Thread(target=_import_quietly, args=("torch._dynamo",), daemon=True)
+    optimizer_imports.start()
     data = datasets(cfg, device)
+    optimizer_imports.join()  # before training imports anything else: no import runs in two threads at once
     seconds = {"data": time.perf_counter() - t0}
     ckpt = (checkpoints.load() if checkpoints is not None else None) or Checkpoint(config=cfg.to_toml())
     if ckpt.config != cfg.to_toml():
         raise SpikelocError("config.toml is not the config this run's checkpoint was trained with (it was "
                             "edited?); restore it, or start a new run with the new config")
     run = Run(config=cfg, models={})
-    for kind in MODEL_KINDS if cfg.train.membrane_only else ["spiking"]:
+    for kind in MODEL_KINDS if cfg.train.membrane_baseline else ["spiking"]:
         t0 = time.perf_counter()
         model, run.history[kind] = _trained_model(kind, cfg, data, progress, ckpt, checkpoints)
         run.models[kind] = model.eval()
@@ -124,13 +147,22 @@ def evaluate_run(run: Run, data: dict[str, Dataset], seconds: dict[str, float] |
     ideal = None
     if cfg.eval.ideal_observer:
         t0 = time.perf_counter()
-        observer = IdealObserver(cfg.stimulus).to(run.device)
-        ideal = KindMetrics(test=SplitMetrics.of(evaluate(observer, data["test"], cfg.stimulus)))
+        test = data["test"]
+        key = {"stimulus": cfg.stimulus.model_dump(), "test_set": data_hash(test.spikes, test.ipd),
+               "device": run.device.type, "code": source_hash(ideal_observer, likelihood, bins, metrics)}
+        ideal = KindMetrics.from_json(cached_json("ideal-observer", key,
+                                                  lambda: _observer_metrics(run, test)))
         seconds["ideal_observer"] = time.perf_counter() - t0
     return RunMetrics(kinds={kind: _kind_metrics(r) for kind, r in run.results.items()},
                       chance=1 / cfg.stimulus.num_classes, test_samples=len(data["test"]),
                       models_trained=cfg.train.models, seeds=tuple(init_seeds(cfg)), ideal_observer=ideal,
                       seconds=seconds)
+
+
+def _observer_metrics(run: Run, test: Dataset) -> dict:
+    """The ideal observer's metrics on ``test``, as JSON (what the cache keeps)."""
+    observer = IdealObserver(run.config.stimulus).to(run.device)
+    return KindMetrics(test=SplitMetrics.of(evaluate(observer, test, run.config.stimulus))).to_json()
 
 
 def evaluate_fresh(run: Run, samples: int, seed: int) -> RunMetrics:

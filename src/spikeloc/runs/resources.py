@@ -1,4 +1,5 @@
-"""Whether a config fits in this machine's memory, checked before anything is allocated.
+"""The machine's resources: whether a config fits in its memory (checked before anything is allocated),
+and how many CPU threads a run takes.
 
 The estimate adds up the largest allocations of a run (bytes): the training and test sets (uint8
 spikes), one batch's activations and gradients through the hidden layer, the readout's time
@@ -8,7 +9,14 @@ estimate, meant to refuse sizes that cannot run (``hidden = 100000000``), not to
 
 from __future__ import annotations
 
+import math
 import os
+import statistics
+import time
+from contextlib import contextmanager
+
+import numba
+import torch
 
 from ..config.schema import RunConfig, StimulusConfig
 from ..errors import SpikelocError
@@ -73,3 +81,66 @@ def check_memory(cfg: RunConfig) -> None:
                             f"more than the {_gib(have)} available; make it smaller (stimulus steps = "
                             f"{cfg.stimulus.steps:.3g}, inputs = {cfg.stimulus.inputs}, model.hidden = "
                             f"{cfg.model.hidden}, train.batch_size = {cfg.train.batch_size})")
+
+
+# ---------------------------------------------------------------- threads
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (containers)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
+        if quota != "max":
+            cpus = min(cpus, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def busy_cpus(samples: int = 5, interval_s: float = 0.01) -> int:
+    """CPUs busy with other work now: the runnable threads of the machine (``procs_running`` of
+    /proc/stat, this process's own reading thread not counted), the median of a few samples; 0 where
+    Linux's /proc is not there."""
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/stat") as f:
+                running = next(int(line.split()[1]) for line in f if line.startswith("procs_running"))
+            counts.append(running - 1)
+        except (OSError, StopIteration, ValueError):
+            return 0
+        if i < samples - 1:
+            time.sleep(interval_s)
+    return max(0, statistics.median_low(counts))
+
+
+def auto_threads() -> int:
+    """The thread count of ``threads = "auto"``: ``OMP_NUM_THREADS`` when it is set, else the usable CPUs
+    that other work leaves free (at least 1).
+
+    PyTorch's and numba's pools default to one thread per core. Where another job holds a core, each of
+    the thousands of small parallel regions of a training step then waits for a thread that is not
+    scheduled; at batch 64 x hidden 30 that made a step 30 times slower (docs/performance.md).
+    """
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return max(1, usable_cpus() - busy_cpus())
+
+
+def resolve_threads(threads: str | int) -> int:
+    """``"auto"`` -> :func:`auto_threads`; a count is kept."""
+    return auto_threads() if threads == "auto" else int(threads)
+
+
+@contextmanager
+def using_threads(threads: int):
+    """PyTorch's and numba's CPU pools limited to ``threads`` inside the block, restored after it."""
+    before = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # numba's pool has a fixed size
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])

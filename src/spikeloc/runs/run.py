@@ -32,7 +32,7 @@ class Run:
     """A trained run, from :func:`spikeloc.runs.pipeline.train` or loaded with
     :func:`spikeloc.runs.folder.load_run`.
 
-    ``models`` maps a kind (``spiking``, and ``membrane`` unless ``train.membrane_only = false``) to its
+    ``models`` maps a kind (``spiking``, and ``membrane`` with ``train.membrane_baseline``) to its
     stack of ``train.models`` models. ``results`` (in memory only) holds the per-sample evaluation
     behind the figures, by kind and set.
     """

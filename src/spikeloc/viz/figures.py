@@ -1,19 +1,50 @@
-"""Every figure of a run, written into its folder, and the report that embeds them."""
+"""Every figure of a run, written into its folder, and the report that embeds them.
+
+A figure is first a :class:`FigureSpec`: the plotting function of :mod:`.plots` and its NumPy
+arguments. Building and rendering the specs takes seconds of matplotlib (4-5 s for a tutorial run on
+one core), and the figures are independent, so :func:`draw` renders them in worker processes forked
+from this one, one per CPU thread the run may use, and writes the PNGs itself (one writer per folder).
+Where ``fork`` is not available (macOS, Windows) or one thread is asked for, they are rendered here.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from ..errors import SpikelocError
+from ..runs.files import write_atomic
 from ..runs.pipeline import datasets, evaluate_splits, stage_generator
+from ..runs.resources import resolve_threads
 from ..runs.run import Run
-from ..task.stimulus import random_ipd_input_signal
+from ..task.stimulus import phase_delays, random_ipd_input_signal
 from . import plots
 from .report import write_report
 
 
-def run_figures(run: Run) -> dict:
-    """The figures of ``run`` by name (matplotlib figures, not yet written).
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure to draw: ``plot(*args)`` returns it; the arguments are NumPy arrays and plain values.
+    ``cost``: its rendering time relative to a simple figure (the costliest are started first)."""
+
+    plot: Callable[..., Figure]
+    args: tuple
+    cost: float = 1.0
+
+    def figure(self) -> Figure:
+        return self.plot(*self.args)
+
+    def png(self) -> bytes:
+        return plots.png(self.figure())
+
+
+def figure_specs(run: Run) -> dict[str, FigureSpec]:
+    """The figures of ``run`` by name, in the report's order, not yet drawn.
 
     Evaluation figures use ``run.results`` when the run was just trained, else the run's own
     train and test sets, drawn again from its seed.
@@ -22,7 +53,8 @@ def run_figures(run: Run) -> dict:
     results = run.results or evaluate_splits(run, datasets(cfg, run.device))
     examples = random_ipd_input_signal(cfg.plot.examples, cfg.stimulus,
                                        stage_generator(cfg.seed, "examples", run.device))
-    figures = {"stimulus examples": plots.stimulus_examples(examples, cfg.stimulus, cfg.plot.examples)}
+    specs = {"stimulus examples": FigureSpec(plots.stimulus_examples, (
+        examples.spikes.cpu().numpy(), examples.ipd.cpu().numpy(), cfg.stimulus, cfg.plot.examples), cost=2)}
     if run.history:
         histories, chance = {}, {}
         for kind in run.history.keys() & run.models.keys():
@@ -31,26 +63,49 @@ def run_figures(run: Run) -> dict:
                 histories[f"{kind} (KL per step to the observer)"] = run.history[kind]
             else:
                 histories[kind], chance[kind] = run.history[kind], level
-        figures["training loss"] = plots.loss_curves(histories, chance, cfg.train.readout_only_epochs)
+        specs["training loss"] = FigureSpec(plots.loss_curves,
+                                            (histories, chance, cfg.train.readout_only_epochs))
     for kind, splits in results.items():
         for split, per_model in splits.items():
             title = f"{kind} model, {split} set"
             first = per_model[0]  # model 0 of the stack
-            figures[title] = plots.ipd_errors(first.ipd_true_deg, first.ipd_estimate_deg, first.confusion,
-                                              cfg.stimulus, title)
+            specs[title] = FigureSpec(plots.ipd_errors, (first.ipd_true_deg, first.ipd_estimate_deg,
+                                                         first.confusion, cfg.stimulus, title))
     network = run.models["spiking"].member(0)
     W1, W2 = network.W1[0].detach().cpu().numpy(), network.W2[0].detach().cpu().numpy()  # (I, H), (H, C)
-    figures["weights"] = plots.weights(W1, W2, cfg.plot.th_percent)
-    figures["hidden unit weights"] = plots.hidden_unit_weights(W1, cfg.stimulus)
-    return figures
+    specs["weights"] = FigureSpec(plots.weights, (W1, W2, cfg.plot.th_percent), cost=2)
+    specs["hidden unit weights"] = FigureSpec(plots.hidden_unit_weights,
+                                              (W1, phase_delays(cfg.stimulus).numpy()), cost=3)
+    return specs
 
 
-def draw(run: Run, out: str | Path) -> Path:
+def run_figures(run: Run) -> dict[str, Figure]:
+    """The figures of ``run`` by name, as matplotlib figures (drawn here, not yet written)."""
+    return {name: spec.figure() for name, spec in figure_specs(run).items()}
+
+
+def render(specs: dict[str, FigureSpec], workers: int = 1) -> dict[str, bytes]:
+    """PNG bytes of every spec, rendered by up to ``workers`` forked processes (here, with 1)."""
+    workers = min(workers, len(specs))
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return {name: spec.png() for name, spec in specs.items()}
+    # fork: the workers start with matplotlib loaded and draw only NumPy data (never torch)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {name: pool.submit(specs[name].png) for name in sorted(specs, key=lambda n: -specs[n].cost)}
+        return {name: futures[name].result() for name in specs}
+
+
+def figure_file(name: str) -> str:
+    return name.replace(",", "").replace(" ", "_") + ".png"
+
+
+def draw(run: Run, out: str | Path, workers: int | None = None) -> Path:
     """Every figure of the run into ``out/figures`` and the HTML report ``out/report.html``; returns
-    its path."""
+    its path. ``workers``: processes that render the figures (default: the run's CPU threads)."""
     out = Path(out)
     if run.metrics is None:  # a folder whose metrics.json is gone: refuse rather than write an empty report
         raise SpikelocError(f"cannot write the report of {run.path or out}: it has no metrics.json")
-    paths = {name: plots.save(fig, out / "figures" / (name.replace(",", "").replace(" ", "_") + ".png"))
-             for name, fig in run_figures(run).items()}
+    pngs = render(figure_specs(run), workers or resolve_threads(run.config.threads))
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    paths = {name: write_atomic(out / "figures" / figure_file(name), data) for name, data in pngs.items()}
     return write_report(out / "report.html", run.config, run.metrics, paths)
