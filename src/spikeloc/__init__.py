@@ -22,10 +22,13 @@ import os
 
 import lazy_loader as lazy
 
-# OpenMP threads (PyTorch's and numba's pools) that sleep while they wait, instead of spinning: where
-# another job holds a core, spinning made a small training step 10-30x slower (docs/performance.md).
-# OpenMP reads this when it starts, so it is set before anything imports torch; a user's value is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads (PyTorch's, MKL's and numba's pools, GNU OpenMP on Linux) spin for about 10-30 us before
+# they sleep, instead of GNU's default of about a millisecond: where another job holds a core, each of the
+# thousands of small parallel regions of a training step waited that long, and a step at batch 64 x hidden
+# 30 took 200 ms instead of 7 (docs/performance.md). OpenMP reads this when it starts, so it is set before
+# anything imports torch; a user's GOMP_SPINCOUNT or OMP_WAIT_POLICY is kept.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 __getattr__, __dir__, __all__ = lazy.attach(
     __name__,
