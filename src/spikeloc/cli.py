@@ -67,7 +67,8 @@ def cli():
                    "as its config.toml says.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(preset, config_file, overrides, seed, device, threads, out, models, resume_dir, quiet):
-    """Train a spiking model (and the membrane-only baseline) and write a run folder with a report.
+    """Train a spiking model (and, with train.membrane_baseline, the membrane-only baseline) and write a run
+    folder with a report.
 
     A checkpoint is written after every epoch; an interrupted run continues with --resume and ends
     as it would have without the interruption.

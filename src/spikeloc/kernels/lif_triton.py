@@ -26,7 +26,7 @@ BLOCK = 32  # lanes per program, one warp: many small programs spread the sequen
 @triton.jit
 def _surrogate_sigmoid(kx):
     """sig(k x), 0 below the surrogate's cut-off (spikeloc.neurons.surrogate.CUTOFF)."""
-    return tl.where(kx < CUTOFF, 0.0, 1.0 / (1.0 + tl.exp(-kx)))
+    return tl.where(kx < CUTOFF, 0.0, 1.0 / (1.0 + tl.exp(-tl.maximum(kx, CUTOFF))))  # exp never overflows
 
 
 @triton.jit

@@ -96,7 +96,8 @@ def _trained_model(kind: str, cfg: RunConfig, data: dict[str, Dataset], progress
 
 
 def train(cfg: RunConfig, progress: bool = True, checkpoints: Checkpoints | None = None) -> Run:
-    """Train the spiking model (and the membrane-only baseline), evaluate them and the ideal observer.
+    """Train the spiking model (and, with ``train.membrane_baseline``, the membrane-only baseline), evaluate
+    them and the ideal observer.
 
     The returned run holds the models, metrics, history and per-sample results; nothing else is
     written. With ``checkpoints`` (a run folder's), training starts from the last checkpoint there and
