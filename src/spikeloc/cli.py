@@ -36,8 +36,8 @@ CONFIG_OPTIONS = [
 ]
 
 THREADS_OPTION = click.option("--threads", type=click.IntRange(min=1), default=None,
-                              help="CPU threads (default: OMP_NUM_THREADS if set, else the CPUs other work "
-                                   "leaves free).")
+                              help="CPU threads (default: the count the run recorded; 'auto' for a run of an "
+                                   "earlier release).")
 
 
 def config_options(f):
@@ -92,9 +92,6 @@ def train(preset, config_file, overrides, seed, device, threads, out, models, re
         overrides = (*overrides, f"train.models={models}") if models else overrides
         cfg = resolve(preset, config_file, overrides, seed, device, threads)
         runs.check_memory(cfg)  # before any folder is made
-        # config.toml records where and with how many threads the run trains: a re-run is exact
-        cfg = cfg.model_copy(update={"device": runs.resolve_device(cfg.device).type,
-                                     "threads": runs.resolve_threads(cfg.threads)})
         name = preset or (config_file.stem if config_file else "default")
         default = Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}-s{cfg.seed}"
         folder = runs.RunFolder.create(out or default, cfg, unique=out is None)
@@ -123,7 +120,7 @@ def evaluate(run_dir, seed, samples, as_json, threads):
     run = runs.load_run(run_dir)
     tc = run.config.train
     runs.check_samples(run.config.stimulus, samples or 0)
-    with runs.using_threads(threads or runs.resolve_threads("auto")):
+    with runs.using_threads(threads or runs.resolve_threads(run.config.threads)):
         metrics = runs.evaluate_fresh(run, samples or tc.batch_size * tc.test_batches,
                                       run.config.seed + 1 if seed is None else seed)
     click.echo(json.dumps(metrics.to_json(), indent=2) if as_json else viz.metrics_table(metrics))
@@ -135,7 +132,8 @@ def evaluate(run_dir, seed, samples, as_json, threads):
 def report(run_dir, threads):
     """Re-draw the figures and the HTML report of a run folder (and its metrics, if they are unreadable)."""
     run = runs.load_run(run_dir)
-    with runs.locked(run_dir), runs.using_threads(threads or runs.resolve_threads(run.config.threads)):
+    threads = threads or runs.resolve_threads(run.config.threads)
+    with runs.locked(run_dir), runs.using_threads(threads):
         runs.remove_temporaries(run_dir)  # of an earlier report that was killed
         if run.metrics is None:
             run.metrics = runs.evaluate_run(run, runs.datasets(run.config, run.device))
@@ -146,7 +144,7 @@ def report(run_dir, threads):
             click.echo("note: without history.csv the report has no loss figure", err=True)
         for problem in run.problems:
             click.echo(f"note: {problem}", err=True)
-        click.echo(f"report: {viz.draw(run, run_dir)}")
+        click.echo(f"report: {viz.draw(run, run_dir, workers=threads)}")
 
 
 @cli.command("config")

@@ -47,13 +47,19 @@ def test_an_unwritable_cache_is_skipped(tmp_path, monkeypatch, calls):
     assert len(calls) == 2
 
 
-def test_hashes_follow_the_data_and_the_code():
-    import torch
+def test_hashes_follow_the_data_and_the_code(tmp_path, monkeypatch):
+    import shutil
 
-    from spikeloc.task import bins, likelihood
+    import torch
     a = torch.zeros(3, 4, dtype=torch.uint8)
     b = a.clone()
     b[1, 2] = 1
     assert cache.data_hash(a) == cache.data_hash(a.clone()) != cache.data_hash(b)
     assert cache.data_hash(a) != cache.data_hash(a.float())  # the dtype is part of the data
-    assert cache.source_hash(bins) != cache.source_hash(likelihood)
+    copy = tmp_path / "spikeloc"
+    shutil.copytree(cache.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "PACKAGE", copy)
+    before = cache.source_hash()
+    with (copy / "task" / "stimulus.py").open("a") as f:
+        f.write("# an edit\n")
+    assert cache.source_hash() != before

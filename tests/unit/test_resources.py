@@ -25,7 +25,7 @@ def test_auto_leaves_the_cpus_that_other_work_holds(monkeypatch, cpus, busy, exp
 
 def test_machine_readings_are_sane():
     assert 1 <= resources.usable_cpus() <= (torch.get_num_threads() + 64)
-    assert resources.busy_cpus(samples=2, interval_s=0) >= 0
+    assert 0 <= resources.busy_cpus(interval_s=0.01) <= resources.usable_cpus()
 
 
 def test_using_threads_sets_both_pools_and_restores_them():

@@ -5,6 +5,7 @@ import stat
 
 import pytest
 import torch
+from conftest import DATA
 
 from spikeloc.config import load_config
 from spikeloc.errors import SpikelocError
@@ -129,3 +130,17 @@ def test_a_failed_library_save_saves_nothing_and_can_be_retried(tmp_path, monkey
     assert torch.equal(spikeloc.load_run(tmp_path / "run").models["spiking"].W1, run.models["spiking"].W1)
     with pytest.raises(SpikelocError, match="already holds a complete run"):
         spikeloc.save(run, tmp_path / "run")
+
+
+def test_a_checkpoint_of_an_earlier_release_matches_its_config():
+    """A checkpoint's config written before the thread count existed (and with old names) is the config of
+    its folder, whatever count this machine resolves now; an edited config is not."""
+    from spikeloc.config.loading import config_from_toml_text
+    from spikeloc.runs.pipeline import _same_config
+
+    old_text = (DATA / "run-0.1.0" / "config.toml").read_text()  # membrane_only, no threads
+    assert "threads" not in old_text and "membrane_only" in old_text
+    cfg = config_from_toml_text(old_text, "config.toml").model_copy(update={"threads": 2})
+    assert _same_config(old_text, cfg)
+    assert not _same_config(old_text, cfg.model_copy(update={"seed": cfg.seed + 1}))
+    assert not _same_config(cfg.model_copy(update={"threads": 1}).to_toml(), cfg)  # a recorded count counts

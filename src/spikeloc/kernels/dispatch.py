@@ -65,13 +65,14 @@ def uses_fused_lif(engine: str, h: torch.Tensor) -> bool:
     return engine == "fused"
 
 
-def warm_up(device: torch.device | str) -> None:
+def warm_up(device: torch.device | str, update_rule: str = "standard", reset: str = "zero") -> None:
     """Run the device's fused LIF once, forward and backward, on a tiny input: its compiled code is loaded
-    now (numba's, from its on-disk cache: about 0.4 s) rather than in the first training step."""
+    now (numba's, from its on-disk cache: about 0.4 s; triton's for this rule and reset) rather than in
+    the first training step."""
     backend, _ = fused_lif_backend(device)
     if backend is not None:
         h = torch.zeros(1, 1, 3, 2, device=device, requires_grad=True)
-        p = LIFParams(torch.full((1, 2), 0.5, device=device), "standard", "zero")
+        p = LIFParams(torch.full((1, 2), 0.5, device=device), update_rule, reset)
         fused_lif(h, p, backend).sum().backward()
 
 

@@ -5,10 +5,10 @@ The ideal observer of a stimulus config scores the same on the same test set eve
 likelihood tables and scoring 2,048 samples took about a second of a tutorial run. Entries live in
 ``$SPIKELOC_CACHE_DIR`` if set, else the user cache folder (``~/.cache/spikeloc`` on Linux), one JSON file
 each, named by a hash of everything the result depends on: the caller's key (for the observer: the
-stimulus config and a hash of the test set's spikes and IPDs), the versions of spikeloc and torch,
-and the source of the modules that compute it. An entry that cannot be read is computed again; a
-cache that cannot be written is skipped. Nothing in a run folder depends
-on the cache: ``metrics.json`` holds the numbers either way.
+stimulus config, a hash of the test set's spikes and IPDs, the device and the CPU thread count), the
+versions of spikeloc and torch, and a hash of spikeloc's source. An entry that cannot be read is
+computed again; a cache that cannot be written is skipped. Nothing in a run folder depends on the
+cache: ``metrics.json`` holds the numbers either way.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import os
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import platformdirs
@@ -28,6 +27,7 @@ import torch
 from .files import write_atomic
 
 CACHE_DIR_VARIABLE = "SPIKELOC_CACHE_DIR"
+PACKAGE = Path(__file__).resolve().parents[1]  # src/spikeloc
 
 
 def cache_dir() -> Path:
@@ -44,10 +44,14 @@ def data_hash(*tensors: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def source_hash(*modules: ModuleType) -> str:
-    """A hash of the modules' source files: a change to the code that computes a result is a new key."""
-    sources = b"".join(Path(m.__file__).read_bytes() for m in modules)
-    return hashlib.blake2b(sources, digest_size=16).hexdigest()
+def source_hash() -> str:
+    """A hash of spikeloc's own source files: any change to the code is a new key (an editable install
+    keeps its version number while its code changes)."""
+    h = hashlib.blake2b(digest_size=16)
+    for path in sorted(PACKAGE.rglob("*.py")):
+        h.update(path.relative_to(PACKAGE).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def cached_json(kind: str, key: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:

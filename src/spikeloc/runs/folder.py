@@ -50,6 +50,7 @@ from .files import (
     write_json,
 )
 from .lock import FolderLock
+from .resources import resolve_threads
 from .run import Run, resolve_device
 
 COMPLETE, RUNNING, FAILED, NEW, FOREIGN = "complete", "running", "failed", "new", "foreign"
@@ -135,8 +136,12 @@ class RunFolder:
     @classmethod
     def create(cls, out: str | Path, cfg: RunConfig, unique: bool = False) -> RunFolder:
         """A new run of ``cfg`` in ``out``: refused if ``out`` holds a run or other files. With ``unique``,
-        ``out-2``, ``out-3``, ... when ``out`` exists (default names of parallel runs never collide)."""
+        ``out-2``, ``out-3``, ... when ``out`` exists (default names of parallel runs never collide). The
+        folder's ``config.toml`` records the device and thread count resolved now (``auto``), so a resume
+        runs as the run started."""
         out = Path(out)
+        cfg = cfg.model_copy(update={"device": resolve_device(cfg.device).type,
+                                     "threads": resolve_threads(cfg.threads)})
         try:
             if unique:
                 out = _new_folder(out)

@@ -18,16 +18,14 @@ import zlib
 import numpy as np
 import torch
 
-from ..config.schema import RunConfig
+from ..config.loading import config_from_toml_text
+from ..config.schema import ModelConfig, RunConfig
 from ..errors import SpikelocError
-from ..evaluation import metrics
 from ..evaluation.metrics import KindMetrics, ModelResult, RunMetrics, SplitMetrics, evaluate
 from ..kernels.dispatch import warm_up
 from ..models.registry import MODEL_KINDS, build_models, construct
 from ..models.stack import StackedModel
-from ..observer import ideal as ideal_observer
 from ..observer.ideal import IdealObserver
-from ..task import bins, likelihood
 from ..task.stimulus import Dataset, random_ipd_input_signal
 from ..training.loop import Epoch, FitState, fit
 from .cache import cached_json, data_hash, source_hash
@@ -111,24 +109,32 @@ def train(cfg: RunConfig, progress: bool = True, checkpoints: Checkpoints | None
         return _train(cfg, device, progress, checkpoints)
 
 
-def _prepare_training(device: torch.device) -> None:
+def _same_config(trained_with: str, cfg: RunConfig) -> bool:
+    """Whether a checkpoint's config (TOML text, perhaps of an earlier release: old names, no thread count)
+    is ``cfg``; a checkpoint that did not record its thread count matches any."""
+    old = config_from_toml_text(trained_with, "the checkpoint's config")
+    return (old if old.threads != "auto" else old.model_copy(update={"threads": cfg.threads})) == cfg
+
+
+def _prepare_training(device: torch.device, model: ModelConfig) -> None:
     """What the first training step would otherwise wait for: torch.optim imports torch._dynamo when the
     first optimizer is made (about 1.5 s), and the fused kernels load their compiled code (0.4 s)."""
     with contextlib.suppress(Exception):  # a failure shows again where training really needs it
         importlib.import_module("torch._dynamo")
-        warm_up(device)
+        if model.engine != "reference":
+            warm_up(device, model.update_rule, model.reset)
 
 
 def _train(cfg: RunConfig, device: torch.device, progress: bool, checkpoints: Checkpoints | None) -> Run:
     t0 = time.perf_counter()
     # a thread prepares training while the data are drawn (torch's kernels run without the GIL)
-    preparation = threading.Thread(target=_prepare_training, args=(device,), daemon=True)
+    preparation = threading.Thread(target=_prepare_training, args=(device, cfg.model), daemon=True)
     preparation.start()
     data = datasets(cfg, device)
     preparation.join()  # before training imports anything: no module is imported by two threads at once
     seconds = {"data": time.perf_counter() - t0}
     ckpt = (checkpoints.load() if checkpoints is not None else None) or Checkpoint(config=cfg.to_toml())
-    if ckpt.config != cfg.to_toml():
+    if not _same_config(ckpt.config, cfg):
         raise SpikelocError("config.toml is not the config this run's checkpoint was trained with (it was "
                             "edited?); restore it, or start a new run with the new config")
     run = Run(config=cfg, models={})
@@ -153,7 +159,7 @@ def evaluate_run(run: Run, data: dict[str, Dataset], seconds: dict[str, float] |
         t0 = time.perf_counter()
         test = data["test"]
         key = {"stimulus": cfg.stimulus.model_dump(), "test_set": data_hash(test.spikes, test.ipd),
-               "device": run.device.type, "code": source_hash(ideal_observer, likelihood, bins, metrics)}
+               "device": run.device.type, "threads": cfg.threads, "code": source_hash()}
         ideal = KindMetrics.from_json(cached_json("ideal-observer", key,
                                                   lambda: _observer_metrics(run, test)))
         seconds["ideal_observer"] = time.perf_counter() - t0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import time
 from contextlib import contextmanager
 
@@ -97,26 +96,38 @@ def usable_cpus() -> int:
     return max(1, cpus)
 
 
-def busy_cpus(samples: int = 5, interval_s: float = 0.01) -> int:
-    """CPUs busy with other work now: the runnable threads of the machine (``procs_running`` of
-    /proc/stat, this process's own reading thread not counted), the median of a few samples; 0 where
-    Linux's /proc is not there."""
-    counts = []
-    for i in range(samples):
-        try:
-            with open("/proc/stat") as f:
-                running = next(int(line.split()[1]) for line in f if line.startswith("procs_running"))
-            counts.append(running - 1)
-        except (OSError, StopIteration, ValueError):
-            return 0
-        if i < samples - 1:
-            time.sleep(interval_s)
-    return max(0, statistics.median_low(counts))
+def _cpu_times(cpus: set[int]) -> tuple[int, int] | None:
+    """(busy, total) jiffies of ``cpus`` since boot, from /proc/stat's ``cpuN`` lines (None without /proc)."""
+    busy = total = 0
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                name, *fields = line.split()
+                if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+                    ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+                    busy, total = busy + sum(ticks) - ticks[3] - ticks[4], total + sum(ticks)
+    except (OSError, ValueError):
+        return None
+    return busy, total
+
+
+def busy_cpus(interval_s: float = 0.05) -> int:
+    """How many of this process's CPUs (its affinity mask) other work keeps busy now: their busy share over
+    ``interval_s``, while this process sleeps, rounded; 0 where Linux's /proc is not there. Only the
+    CPUs this process may use count, so other jobs on a cluster node or other containers do not."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    before = _cpu_times(cpus)
+    time.sleep(interval_s)
+    after = _cpu_times(cpus)
+    if before is None or after is None or after[1] <= before[1]:
+        return 0
+    share = (after[0] - before[0]) / (after[1] - before[1])  # 0..1 of the CPUs' time
+    return round(share * len(cpus))
 
 
 def auto_threads() -> int:
     """The thread count of ``threads = "auto"``: ``OMP_NUM_THREADS`` when it is set, else the usable CPUs
-    that other work leaves free (at least 1).
+    that other work leaves free (at least 1), measured over 50 ms.
 
     PyTorch's and numba's pools default to one thread per core. Where another job holds a core, each of
     the thousands of small parallel regions of a training step then waits for a thread that is not

@@ -9,9 +9,14 @@ Where ``fork`` is not available (macOS, Windows) or one thread is asked for, the
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
+import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,15 +89,35 @@ def run_figures(run: Run) -> dict[str, Figure]:
     return {name: spec.figure() for name, spec in figure_specs(run).items()}
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def _figure_worker(parent: int) -> None:
+    """Start of a forked figure worker: it dies with the run that forked it (it shares the run folder's
+    lock, which must not outlive the run) and leaves Ctrl-C to the run."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):  # Linux only; elsewhere the pool's own shutdown
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the run died before the line above
+        os._exit(1)
+
+
 def render(specs: dict[str, FigureSpec], workers: int = 1) -> dict[str, bytes]:
-    """PNG bytes of every spec, rendered by up to ``workers`` forked processes (here, with 1)."""
+    """PNG bytes of every spec, rendered by up to ``workers`` forked processes (here, with 1, or if a
+    worker dies)."""
     workers = min(workers, len(specs))
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return {name: spec.png() for name, spec in specs.items()}
-    # fork: the workers start with matplotlib loaded and draw only NumPy data (never torch)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = {name: pool.submit(specs[name].png) for name in sorted(specs, key=lambda n: -specs[n].cost)}
-        return {name: futures[name].result() for name in specs}
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        # fork: the workers start with matplotlib loaded and draw only NumPy data (never torch)
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_figure_worker, initargs=(os.getpid(),))
+        try:
+            with pool:
+                order = sorted(specs, key=lambda name: -specs[name].cost)  # the costliest first
+                futures = {name: pool.submit(specs[name].png) for name in order}
+                return {name: futures[name].result() for name in specs}
+        except BrokenProcessPool:  # a worker was killed (out of memory?): draw here instead
+            pass
+    return {name: spec.png() for name, spec in specs.items()}
 
 
 def figure_file(name: str) -> str:
@@ -101,7 +126,7 @@ def figure_file(name: str) -> str:
 
 def draw(run: Run, out: str | Path, workers: int | None = None) -> Path:
     """Every figure of the run into ``out/figures`` and the HTML report ``out/report.html``; returns
-    its path. ``workers``: processes that render the figures (default: the run's CPU threads)."""
+    its path. ``workers``: processes that render the figures (default: the run's recorded CPU threads)."""
     out = Path(out)
     if run.metrics is None:  # a folder whose metrics.json is gone: refuse rather than write an empty report
         raise SpikelocError(f"cannot write the report of {run.path or out}: it has no metrics.json")
