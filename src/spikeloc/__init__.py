@@ -22,11 +22,11 @@ import os
 
 import lazy_loader as lazy
 
-# OpenMP threads (PyTorch's, MKL's and numba's pools, GNU OpenMP on Linux) spin for about 10-30 us before
-# they sleep, instead of GNU's default of about a millisecond: where another job holds a core, each of the
-# thousands of small parallel regions of a training step waited that long, and a step at batch 64 x hidden
-# 30 took 200 ms instead of 7 (docs/performance.md). OpenMP reads this when it starts, so it is set before
-# anything imports torch; a user's GOMP_SPINCOUNT or OMP_WAIT_POLICY is kept.
+# OpenMP threads (PyTorch's, MKL's and numba's pools, GNU OpenMP on Linux) spin briefly before they sleep,
+# instead of GNU's default, a thousand times longer: where another job holds a core, each of the thousands
+# of small parallel regions of a training step waited that long for a thread that was not scheduled
+# (docs/performance.md measures it). OpenMP reads this when it starts, so it is set before anything imports
+# torch; a user's GOMP_SPINCOUNT or OMP_WAIT_POLICY is kept.
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 

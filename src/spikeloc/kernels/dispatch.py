@@ -67,8 +67,8 @@ def uses_fused_lif(engine: str, h: torch.Tensor) -> bool:
 
 def warm_up(device: torch.device | str, update_rule: str = "standard", reset: str = "zero") -> None:
     """Run the device's fused LIF once, forward and backward, on a tiny input: its compiled code is loaded
-    now (numba's, from its on-disk cache: about 0.4 s; triton's for this rule and reset) rather than in
-    the first training step."""
+    now (numba's, from its on-disk cache; triton's for this rule and reset) rather than in the first
+    training step."""
     backend, _ = fused_lif_backend(device)
     if backend is not None:
         h = torch.zeros(1, 1, 3, 2, device=device, requires_grad=True)

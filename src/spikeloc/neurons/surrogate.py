@@ -7,7 +7,7 @@ membrane minus the threshold, so ``k`` is per unit of membrane potential.
 The surrogate is exactly 0 where ``k x < -40`` (:data:`CUTOFF`), where its value is below 2e-17 of
 its peak. Far below threshold the sigmoid would otherwise reach float32's subnormal range (below
 1.2e-38 from ``k x < -87``), and every product with a subnormal is slow on a CPU: they made a
-training step at batch 64 x hidden 30 three times slower. The cut-off is part of the definition:
+training step several times slower (docs/performance.md). The cut-off is part of the definition:
 the reference and every fused kernel apply it alike.
 """
 

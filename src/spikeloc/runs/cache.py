@@ -1,14 +1,14 @@
 """A per-user cache of results that take seconds to compute and depend only on their inputs: the ideal
 observer's metrics on a run's test set.
 
-The ideal observer of a stimulus config scores the same on the same test set every time, yet building its
-likelihood tables and scoring 2,048 samples took about a second of a tutorial run. Entries live in
-``$SPIKELOC_CACHE_DIR`` if set, else the user cache folder (``~/.cache/spikeloc`` on Linux), one JSON file
-each, named by a hash of everything the result depends on: the caller's key (for the observer: the
-stimulus config, a hash of the test set's spikes and IPDs, the device and the CPU thread count), the
-versions of spikeloc and torch, and a hash of spikeloc's source. An entry that cannot be read is
-computed again; a cache that cannot be written is skipped. Nothing in a run folder depends on the
-cache: ``metrics.json`` holds the numbers either way.
+The ideal observer of a stimulus config scores the same on the same test set every time, yet building
+its likelihood tables and scoring a test set is a noticeable part of a short run (docs/performance.md).
+Entries live in ``$SPIKELOC_CACHE_DIR`` if set, else the user cache folder (``~/.cache/spikeloc`` on
+Linux), one JSON file each, named by a hash of everything the result depends on: the caller's key (for
+the observer: the stimulus config, a hash of the test set's spikes and IPDs, the device and the CPU
+thread count), the versions of spikeloc and torch, and a hash of spikeloc's source. An entry that cannot
+be read is computed again; a cache that cannot be written is skipped. Nothing in a run folder depends on
+the cache: ``metrics.json`` holds the numbers either way.
 """
 
 from __future__ import annotations

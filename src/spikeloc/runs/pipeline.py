@@ -118,7 +118,8 @@ def _same_config(trained_with: str, cfg: RunConfig) -> bool:
 
 def _prepare_training(device: torch.device, model: ModelConfig) -> None:
     """What the first training step would otherwise wait for: torch.optim imports torch._dynamo when the
-    first optimizer is made (about 1.5 s), and the fused kernels load their compiled code (0.4 s)."""
+    first optimizer is made, and the fused kernels load their compiled code (docs/performance.md has the
+    times)."""
     with contextlib.suppress(Exception):  # a failure shows again where training really needs it
         importlib.import_module("torch._dynamo")
         if model.engine != "reference":

@@ -131,7 +131,7 @@ def auto_threads() -> int:
 
     PyTorch's and numba's pools default to one thread per core. Where another job holds a core, each of
     the thousands of small parallel regions of a training step then waits for a thread that is not
-    scheduled; at batch 64 x hidden 30 that made a step 30 times slower (docs/performance.md).
+    scheduled, which made a small training step many times slower (docs/performance.md).
     """
     given = os.environ.get("OMP_NUM_THREADS", "")
     if given.isdigit() and int(given) > 0:

@@ -1,9 +1,9 @@
 """Every figure of a run, written into its folder, and the report that embeds them.
 
 A figure is first a :class:`FigureSpec`: the plotting function of :mod:`.plots` and its NumPy
-arguments. Building and rendering the specs takes seconds of matplotlib (4-5 s for a tutorial run on
-one core), and the figures are independent, so :func:`draw` renders them in worker processes forked
-from this one, one per CPU thread the run may use, and writes the PNGs itself (one writer per folder).
+arguments. Building and rendering the specs takes seconds of matplotlib, and the figures are
+independent, so :func:`draw` renders them in worker processes forked from this one, one per CPU thread
+the run may use, and writes the PNGs itself (one writer per folder).
 Where ``fork`` is not available (macOS, Windows) or one thread is asked for, they are rendered here.
 """
 

@@ -35,7 +35,7 @@ def png(fig: Figure, dpi: int = DPI) -> bytes:
     """``fig`` as PNG bytes; the figure is released (not registered with pyplot: clearing frees
     every artist)."""
     buf = io.BytesIO()
-    # zlib level 1: a fifth larger than the default 6, a quarter less time for a run's figures
+    # zlib level 1: somewhat larger files than the default 6, drawn faster (docs/performance.md)
     fig.savefig(buf, dpi=dpi, format="png", pil_kwargs={"compress_level": 1})
     fig.clear()
     return buf.getvalue()
