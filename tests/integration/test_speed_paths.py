@@ -2,6 +2,12 @@
 processes, the thread count recorded for an exact re-run."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +57,33 @@ def test_the_thread_count_is_recorded_and_a_rerun_is_exact(tmp_path, capsys):
     assert a == b
     status = json.loads((tmp_path / "a" / "status.json").read_text())
     assert status["state"] == "complete" and status["seconds"]["total"] > 0
+
+
+WORKER_PARENT = """
+import os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+from spikeloc.viz.figures import _figure_worker
+pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=_figure_worker,
+                           initargs=(os.getpid(),))
+print(pool.submit(os.getpid).result(), flush=True)
+pool.submit(time.sleep, 60)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_figure_worker_dies_with_its_run():
+    """Workers share the run folder's lock: a SIGKILLed run must not leave them holding it."""
+    parent = subprocess.Popen([sys.executable, "-c", WORKER_PARENT], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{worker}/status")
+        if not status.exists() or "\nState:\tZ" in status.read_text():
+            return
+        time.sleep(0.05)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the figure worker outlived its run")
