@@ -95,14 +95,19 @@ def train(preset, config_file, overrides, seed, device, threads, out, models, re
         name = preset or (config_file.stem if config_file else "default")
         default = Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}-s{cfg.seed}"
         folder = runs.RunFolder.create(out or default, cfg, unique=out is None)
+    seconds = {}
+
+    def stage_ended(name: str) -> None:  # wall time since the end of the last stage
+        seconds[name] = time.perf_counter() - started - sum(seconds.values())
+
     with folder:
-        seconds = {"start (imports, config, folder)": time.perf_counter() - started}
+        stage_ended("start (imports, config, folder)")
         run = runs.train(folder.config, progress=not quiet, checkpoints=folder.checkpoints)
-        seconds["training and evaluation"] = time.perf_counter() - started - sum(seconds.values())
+        stage_ended("training and evaluation")
         folder.save(run)  # results are on disk before anything that could fail while drawing
         click.echo(viz.metrics_table(run.metrics))
         report = viz.draw(run, folder.path)
-        seconds["save, figures and report"] = time.perf_counter() - started - sum(seconds.values())
+        stage_ended("save, figures and report")
         folder.complete(seconds | {"total": time.perf_counter() - started})
     click.echo(f"run folder: {folder.path}\nreport: {report}")
 

@@ -13,6 +13,7 @@ import math
 import os
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numba
 import torch
@@ -88,7 +89,7 @@ def usable_cpus() -> int:
     """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (containers)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     try:
-        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
         if quota != "max":
             cpus = min(cpus, math.ceil(int(quota) / int(period)))
     except (OSError, ValueError):
