@@ -62,7 +62,7 @@ def figure_specs(run: Run) -> dict[str, FigureSpec]:
         examples.spikes.cpu().numpy(), examples.ipd.cpu().numpy(), cfg.stimulus, cfg.plot.examples), cost=2)}
     if run.history:
         histories, chance = {}, {}
-        for kind in run.history.keys() & run.models.keys():
+        for kind in [k for k in run.history if k in run.models]:  # in training order: stable colours
             level = run.models[kind].uniform_guess_loss(cfg.train)
             if level is None:  # a KL per step, not a label NLL: no uniform-guess level
                 histories[f"{kind} (KL per step to the observer)"] = run.history[kind]
