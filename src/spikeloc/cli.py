@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from . import config, observer, runs, viz
+from . import analysis, config, observer, runs, viz
 from .errors import SpikelocError
 
 CONFIG_OPTIONS = [
@@ -34,6 +34,8 @@ CONFIG_OPTIONS = [
                  help="CPU threads (default: the config's, 'auto': OMP_NUM_THREADS if set, else the CPUs "
                       "other work leaves free)."),
 ]
+
+ANALYSE_UP_TO = 1024  # hidden units: `train` analyses smaller networks itself
 
 THREADS_OPTION = click.option("--threads", type=click.IntRange(min=1), default=None,
                               help="CPU threads (default: the count the run recorded; 'auto' for a run of an "
@@ -66,7 +68,9 @@ def cli():
               help="Continue the interrupted run in this folder, from its last checkpoint, "
                    "as its config.toml says.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(preset, config_file, overrides, seed, device, threads, out, models, resume_dir, quiet):
+@click.option("--no-analysis", is_flag=True,
+              help=f"Skip the hidden-unit analysis (done by default up to {ANALYSE_UP_TO} hidden units).")
+def train(preset, config_file, overrides, seed, device, threads, out, models, resume_dir, quiet, no_analysis):
     """Train a spiking model (and, with train.membrane_baseline, the membrane-only baseline) and write a run
     folder with a report.
 
@@ -106,7 +110,13 @@ def train(preset, config_file, overrides, seed, device, threads, out, models, re
         stage_ended("training and evaluation")
         folder.save(run)  # results are on disk before anything that could fail while drawing
         click.echo(viz.metrics_table(run.metrics))
-        report = viz.draw(run, folder.path)
+        found = None
+        if not no_analysis and run.config.model.hidden <= ANALYSE_UP_TO:
+            found = analysis.analyse(run)
+            analysis.write(found, folder.path)
+            click.echo(viz.analysis_summary(found))
+            stage_ended("hidden-unit analysis")
+        report = viz.draw(run, folder.path, analysis=found)
         stage_ended("save, figures and report")
         folder.complete(seconds | {"total": time.perf_counter() - started})
     click.echo(f"run folder: {folder.path}\nreport: {report}")
@@ -149,7 +159,32 @@ def report(run_dir, threads):
             click.echo("note: without history.csv the report has no loss figure", err=True)
         for problem in run.problems:
             click.echo(f"note: {problem}", err=True)
-        click.echo(f"report: {viz.draw(run, run_dir, workers=threads)}")
+        click.echo(f"report: {viz.draw(run, run_dir, workers=threads, analysis=analysis.read(run_dir))}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--samples", "-n", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Fresh stimuli to analyse (each with its own phase offset).")
+@click.option("--model", "-k", "model", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Which model of a run of several (train --models K).")
+@THREADS_OPTION
+def analyse(run_dir, samples, model, threads):
+    """What the hidden units learned: rates, silent units, IPD tuning, ablation, errors by IPD.
+
+    Writes RUN_DIR/analysis/ (CSV, JSON and figures) and adds an Analysis section to report.html.
+    """
+    run = runs.load_run(run_dir)
+    runs.check_samples(run.config.stimulus, samples)
+    threads = threads or runs.resolve_threads(run.config.threads)
+    with runs.locked(run_dir), runs.using_threads(threads):
+        runs.remove_temporaries(run_dir)
+        found = analysis.analyse(run, samples, model)
+        folder = analysis.write(found, run_dir)
+        report = viz.draw(run, run_dir, workers=threads, analysis=found) if run.metrics is not None else None
+    click.echo(viz.analysis_summary(found))
+    click.echo(f"analysis: {folder}")
+    click.echo(f"report: {report}" if report else "note: no report (metrics.json is missing)")
 
 
 @cli.command("config")

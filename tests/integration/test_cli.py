@@ -85,10 +85,12 @@ def test_train_prints_the_table_and_the_paths(trained):
 
 def test_report_embeds_every_figure(run_dir, capsys):
     html = (run_dir / "report.html").read_text()
-    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) == len(FIGURES)
+    analysed = len(list((run_dir / "analysis").glob("*.png")))  # `train` analysed the run
+    assert analysed == 7
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) == len(FIGURES) + analysed
     code, out, _ = run_cli("report", str(run_dir), capsys=capsys)
     assert code == 0 and "report.html" in out
-    assert (run_dir / "report.html").read_text().count("<img") == len(FIGURES)
+    assert (run_dir / "report.html").read_text().count("<img") == len(FIGURES) + analysed
 
 
 def test_rerun_from_saved_config_is_exact(run_dir, tmp_path):
@@ -167,7 +169,7 @@ def test_report_recomputes_lost_metrics(run_dir, tmp_path, capsys):
     assert code == 0 and "metrics.json recomputed from the weights" in err
     again = json.loads((copy / "metrics.json").read_text())
     assert again["models"] == saved["models"] and again["ideal_observer"] == saved["ideal_observer"]
-    assert (copy / "report.html").read_text().count("<img") == len(FIGURES)
+    assert (copy / "report.html").read_text().count("<img") == len(FIGURES) + 7  # and the analysis
 
 
 @pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])

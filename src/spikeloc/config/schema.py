@@ -151,12 +151,26 @@ class ModelConfig(Section):
         "trace; count: spikes of output LIF neurons; rate: W2-weighted hidden firing rates (a leak-free "
         "integrator read at the end, divided by the steps); sum: the same without the division, each step's "
         "W2-weighted spikes adding up like per-step log-likelihoods")
+    dale: bool = field(
+        False, "Dale's law: each presynaptic unit (input fibre for W1, hidden neuron for W2) is excitatory "
+        "or inhibitory at random, and its outgoing weights are |w| times that fixed sign (saved with the "
+        "run)")
+    inhibitory_fraction: float = field(
+        0.5, "with dale: the share of each layer's presynaptic units that are inhibitory (the notebooks' "
+        "IE ratio), rounded down", "1", ge=0, le=1)
+    excitatory_only: bool = field(False, "every weight of W1 and W2 is |w| >= 0: no inhibition anywhere")
     engine: Literal["auto", "reference", "fused"] = field(
         "auto", "neuron implementation: plain PyTorch reference or fused kernel; auto: fused where the "
         "tensors' device has one")
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
+        if self.dale and self.excitatory_only:
+            raise ValueError("dale and excitatory_only exclude each other: give one of them "
+                             "(excitatory_only is dale with no inhibitory unit)")
+        if self.init == "observer" and (self.dale or self.excitatory_only):
+            raise ValueError("init = 'observer' cannot be combined with dale or excitatory_only "
+                             "(the templates' weights have both signs)")
         if self.init == "observer":
             if self.hidden % self.init_phases:
                 raise ValueError(f"init = 'observer' needs hidden ({self.hidden}) to be a multiple of "

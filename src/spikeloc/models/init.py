@@ -74,6 +74,17 @@ def uniform(shape: torch.Size, bound: float, generators: list[torch.Generator]) 
 
 
 @torch.no_grad()
+def signs(units: int, inhibitory_fraction: float, generators: list[torch.Generator]) -> torch.Tensor:
+    """``(K, units)`` of +1 and -1: ``units * inhibitory_fraction`` (rounded down) units of each model,
+    drawn from its generator, are inhibitory (-1), as the community's ``get_dales_mask``."""
+    inhibitory = math.floor(units * inhibitory_fraction + 1e-9)  # 0.7 * 30 is 21, not 20.999...
+    out = torch.ones(len(generators), units)
+    for k, g in enumerate(generators):
+        out[k, torch.randperm(units, generator=g, device=g.device)[:inhibitory].cpu()] = -1
+    return out
+
+
+@torch.no_grad()
 def observer_templates_(model, generators: list[torch.Generator]) -> None:
     """Set the hidden layer of a :class:`~spikeloc.models.network.SpikingNetwork` (every model of its stack)
     to the observer's templates: ``W1`` scaled to unit current spread, ``b1`` bisected to ``init_rate``.

@@ -17,7 +17,7 @@ from ..kernels.dispatch import lif
 from ..neurons.lif import LIFParams
 from . import init, losses
 from .protocol import Output
-from .readout import Readout
+from .readout import LINEAR_READOUTS, Readout
 from .stack import StackedModel, as_input, project, register_time_constant
 
 
@@ -37,6 +37,10 @@ class SpikingNetwork(StackedModel):
         self.b1 = nn.Parameter(torch.zeros(models, cfg.hidden, device=device)) if cfg.hidden_bias else None
         register_time_constant(self, "log_tau_hidden", (models, cfg.hidden), cfg.tau_hidden_ms,
                                cfg.learn_tau, device)
+        self.signed = cfg.dale or cfg.excitatory_only
+        if self.signed:  # the fixed sign of each presynaptic unit: input fibres for W1, hidden neurons for W2
+            self.register_buffer("sign_in", torch.ones(models, stim.inputs, device=device))
+            self.register_buffer("sign_hidden", torch.ones(models, cfg.hidden, device=device))
         self.readout = Readout(stim, cfg, cfg.readout, models, self.bins, device)
 
     def reset_parameters(self, generators: list[torch.Generator]) -> None:
@@ -45,6 +49,27 @@ class SpikingNetwork(StackedModel):
         with torch.no_grad():
             self.W1.copy_(init.uniform(self.W1.shape[1:], init.bound(self.cfg, self.stim.inputs), generators))
             self.W2.copy_(init.uniform(self.W2.shape[1:], init.bound(self.cfg, self.cfg.hidden), generators))
+            if self.cfg.dale:
+                self.sign_in.copy_(init.signs(self.stim.inputs, self.cfg.inhibitory_fraction, generators))
+                self.sign_hidden.copy_(init.signs(self.cfg.hidden, self.cfg.inhibitory_fraction, generators))
+        self.constrain_()
+
+    def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``W1`` ``(K, I, H)`` and ``W2`` ``(K, H, C)`` as the network uses them: with ``model.dale`` or
+        ``model.excitatory_only``, ``|W| * sign`` of each row's presynaptic unit (a gradient reaches ``W``
+        through the absolute value, as in the community's Dale's law notebooks)."""
+        if not self.signed:
+            return self.W1, self.W2
+        return self.W1.abs() * self.sign_in[:, :, None], self.W2.abs() * self.sign_hidden[:, :, None]
+
+    def constrain_(self) -> None:
+        """Store the weights as they are used (:meth:`weights`), so that saved weights obey the signs;
+        called after every optimiser step. The forward pass does not change."""
+        if self.signed:
+            with torch.no_grad():
+                W1, W2 = self.weights()
+                self.W1.copy_(W1)
+                self.W2.copy_(W2)
 
     def calibrate(self, generators: list[torch.Generator]) -> None:
         """The data-dependent initialisation: with ``model.init = "observer"``, the hidden layer becomes the
@@ -64,16 +89,33 @@ class SpikingNetwork(StackedModel):
         (shared by the stack) or ``(K, B, T, I)``, of any dtype. ``train_hidden=False``: no gradient
         reaches W1, b1, tau."""
         with torch.set_grad_enabled(train_hidden and torch.is_grad_enabled()):
-            current = project(as_input(x, self.W1), self.W1)  # (K, B, T, H)
+            W1, W2 = self.weights()
+            current = project(as_input(x, W1), W1)  # (K, B, T, H)
             if self.b1 is not None:
                 current = current + self.b1[:, None, None, :]  # (K, 1, 1, H): constant in batch and time
             spikes = lif(current, self.neuron_params(), self.cfg.engine)
-        return Output(self.readout(spikes, self.W2), spikes)
+        return Output(self.readout(spikes, W2), spikes)
+
+    def unit_scores(self, spikes: torch.Tensor) -> torch.Tensor | None:
+        """Each hidden unit's share of the class scores, ``(K, B, H, C)`` for hidden spikes ``(K, B, T, H)``:
+        their sum over ``H`` is the scores. Only readouts linear in their input have one (``mean``, ``last``,
+        ``rate``, ``sum``); None for ``max`` and ``count``.
+
+        The readout itself scores a single spike at each step (so its equations are not written twice):
+        unit h's share is ``W2[h] * sum_t s_h[t] * score_of_one_spike[t]``.
+        """
+        if self.cfg.readout not in LINEAR_READOUTS:
+            return None
+        K, steps = self.models, spikes.shape[-2]
+        impulses = torch.eye(steps, device=spikes.device).expand(K, steps, steps)[..., None]  # (K, T, T, 1)
+        one_spike = self.readout(impulses, torch.ones(K, 1, self.bins, device=spikes.device))  # (K, T, C)
+        per_unit = torch.einsum("kbth,ktc->kbhc", spikes, one_spike)  # (K, B, H, C)
+        return per_unit * self.weights()[1][:, None]  # (K, 1, H, C) broadcast over the batch
 
     def step_scores(self, spikes: torch.Tensor) -> torch.Tensor:
         """Each step's scores ``spikes[t] @ W2``, ``(K, B, T, C)``: with ``readout = "sum"`` the class scores
         are their sum over steps."""
-        return spikes @ self.W2[:, None]  # (K, 1, H, C) broadcast over the batch
+        return spikes @ self.weights()[1][:, None]  # (K, 1, H, C) broadcast over the batch
 
     def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig,
              train_hidden: bool = True) -> torch.Tensor:

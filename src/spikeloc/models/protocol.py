@@ -42,6 +42,9 @@ class Model(Protocol):
     def uniform_guess_loss(self, train: TrainConfig) -> float | None:
         """The loss of a uniform posterior (the chance level of the loss curve); None if it has none."""
 
+    def constrain_(self) -> None:
+        """Restore the parameters' constraints (Dale's law signs) after an optimiser step."""
+
     def member(self, k: int) -> Self:
         """Model ``k`` of the stack alone, as a stack of one (a copy)."""
 

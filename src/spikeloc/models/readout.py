@@ -53,6 +53,7 @@ def _sum(layer: Readout, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 
 READOUTS = {"mean": _mean, "max": _max, "last": _last, "count": _count, "rate": _rate, "sum": _sum}
 WITH_NEURONS = {"mean", "max", "last", "count"}  # readouts that have output neurons and their time constants
+LINEAR_READOUTS = {"mean", "last", "rate", "sum"}  # scores linear in the input spikes
 
 
 class Readout(nn.Module):

@@ -64,6 +64,9 @@ class StackedModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def constrain_(self) -> None:
+        """Restore the parameters' constraints after an optimiser step (a no-op unless a model has some)."""
+
     def member(self, k: int) -> Self:
         """Model ``k`` alone, as a stack of one: a copy with the ``[k]`` slice of every parameter and
         buffer."""

@@ -24,6 +24,7 @@ HISTORY = "history.csv"
 METRICS = "metrics.json"
 REPORT = "report.html"
 FIGURES = "figures"
+ANALYSIS = "analysis"  # the hidden-unit analysis: data and figures (spikeloc.analysis)
 LOCK = "run.lock"
 TEMPORARY = ".*.tmp"
 FILE_MODE = 0o644  # readable by others, as files made by open() are; mkstemp would give 0600
@@ -68,7 +69,8 @@ def write_json(path: Path, data: dict) -> Path:
 
 def remove_temporaries(folder: Path) -> None:
     """Temporary files left by a writer that was killed mid-write (call only while holding the folder)."""
-    for path in [*folder.glob(TEMPORARY), *(folder / FIGURES).glob(TEMPORARY)]:
+    for path in [*folder.glob(TEMPORARY), *(folder / FIGURES).glob(TEMPORARY),
+                 *(folder / ANALYSIS).glob(TEMPORARY)]:
         path.unlink(missing_ok=True)
 
 

@@ -74,15 +74,36 @@ class Run:
             raise SpikelocError(f"spikes must be an array {expected}; got a value {bad}")
         return x.to(self.device, torch.float32)
 
+    def _check_model(self, model) -> int:
+        models = self.config.train.models
+        index_ok = isinstance(model, int | np.integer) and not isinstance(model, bool)
+        if not index_ok or not 0 <= model < models:
+            raise SpikelocError(f"model {model} does not exist: this run has {models} (0..{models - 1})")
+        return int(model)
+
+    def member(self, k: int) -> Run:
+        """Model ``k`` of every kind alone, as a run of one model (``train.models = 1``; copies of the
+        weights), without the stack's metrics and history."""
+        k = self._check_model(k)
+        config = self.config.model_copy(update={"train": self.config.train.model_copy(update={"models": 1})})
+        return Run(config, {kind: stack.member(k) for kind, stack in self.models.items()}, path=self.path)
+
+    def hidden_spikes(self, spikes, model: int = 0, batch_size: int = 256) -> np.ndarray:
+        """Hidden-layer spikes ``(n, T, hidden)`` (uint8, 0 or 1) of model ``model`` for 0/1 input spikes
+        ``(n, T, I)``, a numpy array or a tensor (checked as in :meth:`predict_proba`)."""
+        x = self.spikes(spikes)
+        network = self.stack("spiking").member(self._check_model(model))
+        with torch.no_grad():
+            parts = [network(x[i:i + batch_size]).spikes[0].to(torch.uint8)
+                     for i in range(0, len(x), batch_size)]
+        return torch.cat(parts).cpu().numpy()
+
     def predict_proba(self, spikes, model: int = 0, kind: str = "spiking") -> np.ndarray:
         """Class probabilities ``(n, num_classes)`` for 0/1 spikes ``(n, T, I)``, as a numpy array or a
         tensor."""
         x = self.spikes(spikes)
         stack = self.stack(kind)
-        index_ok = isinstance(model, int | np.integer) and not isinstance(model, bool)
-        if not index_ok or not 0 <= model < stack.models:
-            raise SpikelocError(f"model {model} does not exist: this run has {stack.models} "
-                                f"(0..{stack.models - 1})")
+        model = self._check_model(model)
         # the whole stack, as its metrics were computed, then model k
         probs = class_probabilities(bin_probabilities(stack, x),
                                     self.config.stimulus.num_classes)  # (K, n, C)

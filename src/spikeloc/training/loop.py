@@ -147,6 +147,7 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
                 if not _finite([p.grad for p in trained if p.grad is not None]):
                     raise _diverged(epoch, batch, lr, "a gradient is not finite")
                 adam.step()
+                model.constrain_()
                 if not _finite(trained):
                     raise _diverged(epoch, batch, lr, "a weight is not finite")
                 if schedule is not None:

@@ -22,13 +22,15 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from ..analysis.study import FOLDER as ANALYSIS_FOLDER
+from ..analysis.study import Analysis
 from ..errors import SpikelocError
 from ..runs.files import write_atomic
 from ..runs.pipeline import datasets, evaluate_splits, stage_generator
 from ..runs.resources import resolve_threads
 from ..runs.run import Run
 from ..task.stimulus import phase_delays, random_ipd_input_signal
-from . import plots
+from . import analysis_plots, plots
 from .report import write_report
 
 
@@ -46,6 +48,27 @@ class FigureSpec:
 
     def png(self) -> bytes:
         return plots.png(self.figure())
+
+
+def analysis_specs(run: Run, analysis: Analysis) -> dict[str, FigureSpec]:
+    """The figures of a hidden-unit analysis of ``run`` by name, not yet drawn."""
+    cfg, a = run.config, analysis
+    stim = cfg.stimulus.model_copy(update={"offset": "per_sample"})  # as the analysis's stimuli
+    examples = random_ipd_input_signal(RASTER_EXAMPLES, stim, stage_generator(cfg.seed, "analysis examples",
+                                                                               run.device))
+    hidden = run.hidden_spikes(examples.spikes, a.model)
+    return {
+        "hidden unit rates": FigureSpec(analysis_plots.unit_rates, (a,)),
+        "hidden unit tuning curves": FigureSpec(analysis_plots.tuning_curves, (a,), cost=4),
+        "preferred IPDs": FigureSpec(analysis_plots.preferred_ipds, (a,)),
+        "output class tuning": FigureSpec(analysis_plots.output_tuning, (a, cfg.stimulus)),
+        "ablation": FigureSpec(analysis_plots.ablation, (a, run.metrics.chance if run.metrics else
+                                                         1 / cfg.stimulus.num_classes)),
+        "hidden layer rasters": FigureSpec(analysis_plots.hidden_rasters, (
+            examples.spikes.cpu().numpy(), hidden, examples.ipd.cpu().numpy(), cfg.stimulus,
+            a.sign if a.dale else None), cost=2),
+        "error by IPD": FigureSpec(analysis_plots.error_by_ipd, (a,)),
+    }
 
 
 def figure_specs(run: Run) -> dict[str, FigureSpec]:
@@ -77,7 +100,7 @@ def figure_specs(run: Run) -> dict[str, FigureSpec]:
             specs[title] = FigureSpec(plots.ipd_errors, (first.ipd_true_deg, first.ipd_estimate_deg,
                                                          first.confusion, cfg.stimulus, title))
     network = run.models["spiking"].member(0)
-    W1, W2 = network.W1[0].detach().cpu().numpy(), network.W2[0].detach().cpu().numpy()  # (I, H), (H, C)
+    W1, W2 = (w[0].detach().cpu().numpy() for w in network.weights())  # (I, H), (H, C)
     specs["weights"] = FigureSpec(plots.weights, (W1, W2, cfg.plot.th_percent), cost=2)
     specs["hidden unit weights"] = FigureSpec(plots.hidden_unit_weights,
                                               (W1, phase_delays(cfg.stimulus).numpy()), cost=3)
@@ -89,6 +112,7 @@ def run_figures(run: Run) -> dict[str, Figure]:
     return {name: spec.figure() for name, spec in figure_specs(run).items()}
 
 
+RASTER_EXAMPLES = 4  # stimuli whose hidden-layer spikes the analysis draws
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 
@@ -124,13 +148,21 @@ def figure_file(name: str) -> str:
     return name.replace(",", "").replace(" ", "_") + ".png"
 
 
-def draw(run: Run, out: str | Path, workers: int | None = None) -> Path:
-    """Every figure of the run into ``out/figures`` and the HTML report ``out/report.html``; returns
-    its path. ``workers``: processes that render the figures (default: the run's recorded CPU threads)."""
+def draw(run: Run, out: str | Path, workers: int | None = None, analysis: Analysis | None = None) -> Path:
+    """Every figure of the run into ``out/figures`` (and of its hidden-unit ``analysis``, if given, into
+    ``out/analysis``) and the HTML report ``out/report.html``; returns its path. ``workers``: processes
+    that render the figures (default: the run's recorded CPU threads)."""
     out = Path(out)
     if run.metrics is None:  # a folder whose metrics.json is gone: refuse rather than write an empty report
         raise SpikelocError(f"cannot write the report of {run.path or out}: it has no metrics.json")
-    pngs = render(figure_specs(run), workers or resolve_threads(run.config.threads))
+    specs = figure_specs(run)
+    extra = analysis_specs(run, analysis) if analysis is not None else {}
+    pngs = render(specs | {f"analysis/{name}": spec for name, spec in extra.items()},
+                  workers or resolve_threads(run.config.threads))
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    paths = {name: write_atomic(out / "figures" / figure_file(name), data) for name, data in pngs.items()}
-    return write_report(out / "report.html", run.config, run.metrics, paths)
+    paths = {name: write_atomic(out / "figures" / figure_file(name), pngs[name]) for name in specs}
+    if extra:
+        (out / ANALYSIS_FOLDER).mkdir(exist_ok=True)
+    analysis_paths = {name: write_atomic(out / ANALYSIS_FOLDER / figure_file(name), pngs[f"analysis/{name}"])
+                      for name in extra}
+    return write_report(out / "report.html", run.config, run.metrics, paths, analysis, analysis_paths)

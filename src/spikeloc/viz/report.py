@@ -11,6 +11,9 @@ import mimetypes
 from html import escape
 from pathlib import Path
 
+import numpy as np
+
+from ..analysis.study import Analysis
 from ..config.schema import RunConfig
 from ..errors import SpikelocError
 from ..evaluation.metrics import RunMetrics, SplitMetrics, Summary
@@ -35,6 +38,22 @@ CAPTIONS = [
      ("Left: distribution of true and estimated IPDs. Right: confusion matrix, each column "
       "(true IPD class) normalised to 1; a perfect classifier is a bright diagonal.")),
 ]
+
+# the analysis section's figures, by name (viz.figures.analysis_specs)
+ANALYSIS_CAPTIONS = {
+    "hidden unit rates": "Mean firing rate of each hidden unit on the analysis stimuli; units left of the "
+                         "dashed line fire below the silent threshold.",
+    "hidden unit tuning curves": "Mean rate of each active hidden unit against the true IPD, in bins of half "
+                                 "a class; ordered by the IPD where the unit fires most.",
+    "preferred IPDs": "Where the active units fire most (preferred) and least (least preferred), and the "
+                      "width of their tuning curves above half height.",
+    "output class tuning": "Mean posterior probability of each output class against the true IPD; thin grey "
+                           "lines: the class boundaries.",
+    "ablation": "Left: accuracy as hidden units are removed (their W2 rows set to 0) in four orders. Right: "
+                "the accuracy each unit's removal alone costs, against its firing rate.",
+    "hidden layer rasters": "Input spikes (left) and hidden-layer spikes (right) of example stimuli.",
+    "error by IPD": "Accuracy and mean absolute error of the network in each true-IPD bin.",
+}
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1150px; margin: 2em auto;
@@ -123,7 +142,7 @@ def _caption(name: str) -> str:
     return next((text for keywords, text in CAPTIONS if any(k in name for k in keywords)), "")
 
 
-def _figure(name: str, path: Path) -> str:
+def _figure(name: str, path: Path, caption: str | None = None) -> str:
     path = Path(path)
     try:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
@@ -131,7 +150,7 @@ def _figure(name: str, path: Path) -> str:
         raise SpikelocError(f"figure {name!r} cannot be read from {path}: {e.strerror}") from None
     mime = mimetypes.guess_type(path.name)[0] or "image/png"
     title = escape(name.replace("_", " "))
-    caption = escape(_caption(name))
+    caption = escape(_caption(name) if caption is None else caption)
     return (f'<figure id="{escape(name)}"><img src="data:{mime};base64,{data}" alt="{title}">'
             f"<figcaption><strong>{title}.</strong> {caption}</figcaption></figure>")
 
@@ -149,7 +168,29 @@ def _description(config: RunConfig) -> str:
     return "".join(f'<p class="description">{escape(p)}</p>' for p in parts if p)
 
 
-def render(config: RunConfig, metrics: RunMetrics, figures: dict[str, Path]) -> str:
+def _analysis_table(a: Analysis, hidden: int) -> str:
+    """The analysis in numbers: silent units, accuracy and what the ablations did."""
+    active = ~a.silent
+    drop = a.accuracy - a.single_unit_accuracy
+    rows = [("analysis stimuli", f"{a.samples:,} fresh, a phase offset per sample (model {a.model})"),
+            ("accuracy on them", f"{100 * a.accuracy:.1f} %"),
+            (f"silent units (< {a.silent_hz:g} Hz)", f"{int(a.silent.sum())} of {hidden}"),
+            ("accuracy without the silent units", f"{100 * a.without_silent():.1f} %"),
+            ("largest single-unit effect", f"{100 * drop.max():.1f} points (unit {int(drop.argmax())})"),
+            ("median rate of active units",
+             f"{np.median(a.rate_hz[active]):.1f} Hz" if active.any() else "n/a")]
+    if a.dale:
+        for name, units in (("excitatory", a.sign > 0), ("inhibitory", a.sign < 0)):
+            rows.append((f"{name} units: active of all, mean rate",
+                         f"{int((units & active).sum())} of {int(units.sum())}, "
+                         f"{a.rate_hz[units].mean() if units.any() else 0:.1f} Hz"))
+        rows.append(("accuracy without inhibitory weights", f"{100 * a.accuracy_without_inhibition:.1f} %"))
+    body = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in rows)
+    return f'<table class="analysis">{body}</table>'
+
+
+def render(config: RunConfig, metrics: RunMetrics, figures: dict[str, Path], analysis: Analysis | None = None,
+           analysis_figures: dict[str, Path] | None = None) -> str:
     """The report as an HTML string."""
     body = ["<h1>spikeloc run report</h1>", _description(config), "<h2>Results</h2>", _metrics_table(metrics)]
     if metrics.seconds:
@@ -157,6 +198,12 @@ def render(config: RunConfig, metrics: RunMetrics, figures: dict[str, Path]) -> 
     if figures:
         body.append("<h2>Figures</h2>")
         body += [_figure(name, path) for name, path in figures.items()]
+    if analysis is not None:
+        body += ["<h2>Analysis</h2>", '<p class="note">What the hidden units of the trained network do '
+                 "(<code>spikeloc analyse</code>; data in <code>analysis/</code>).</p>",
+                 _analysis_table(analysis, config.model.hidden)]
+        body += [_figure(name, path, ANALYSIS_CAPTIONS.get(name, ""))
+                 for name, path in (analysis_figures or {}).items()]
     body.append(f"<h2>Configuration</h2><pre>{escape(config.to_toml())}</pre>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -164,9 +211,10 @@ def render(config: RunConfig, metrics: RunMetrics, figures: dict[str, Path]) -> 
             f"<body>{''.join(body)}</body></html>\n")
 
 
-def write_report(path: str | Path, config: RunConfig, metrics: RunMetrics, figures: dict[str, Path]) -> Path:
+def write_report(path: str | Path, config: RunConfig, metrics: RunMetrics, figures: dict[str, Path],
+                 analysis: Analysis | None = None, analysis_figures: dict[str, Path] | None = None) -> Path:
     """Write the report to ``path`` atomically (an existing report is never half-overwritten)."""
     path = Path(path)
-    text = render(config, metrics, figures)
+    text = render(config, metrics, figures, analysis, analysis_figures)
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_atomic(path, text.encode("utf-8"))

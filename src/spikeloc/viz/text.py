@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..analysis.study import Analysis
 from ..evaluation.metrics import RunMetrics, SplitMetrics, Summary
 
 
@@ -37,4 +38,17 @@ def bound_summary(result: dict) -> str:
                      f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]  "
                      f"MAE midpoint {r['mae_midpoint_deg']:.2f} deg  "
                      f"MAE median {r['mae_median_deg']:.2f} deg")
+    return "\n".join(lines)
+
+
+def analysis_summary(a: Analysis) -> str:
+    """Two lines: silent units, accuracy and the ablations' headline (and, with Dale's law, inhibition)."""
+    silent, units = int(a.silent.sum()), len(a.rate_hz)
+    drop = a.accuracy - a.single_unit_accuracy
+    without = f", {100 * a.without_silent():.1f} % without the silent units" if silent else ""
+    lines = [f"model {a.model}: {silent} of {units} hidden units silent (< {a.silent_hz:g} Hz); accuracy "
+             f"{100 * a.accuracy:.1f} % on {a.samples:,} fresh stimuli{without}",
+             f"largest single-unit effect: {100 * drop.max():.1f} points (unit {int(drop.argmax())})"]
+    if a.dale:
+        lines.append(f"without the inhibitory weights: {100 * a.accuracy_without_inhibition:.1f} %")
     return "\n".join(lines)
