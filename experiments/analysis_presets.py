@@ -50,7 +50,7 @@ def summary(found: list[analysis.Analysis]) -> dict[str, str]:
         "largest single effect (points)": mean_sd([(a.accuracy - a.single_unit_accuracy).max()
                                                    for a in found], 100),
         "units to near chance": mean_sd(chance_plus_5),
-        "preferring |IPD| >= 60 deg": mean_sd(edge, 100, 0) + " %",
+        "preferring abs(IPD) >= 60 deg": mean_sd(edge, 100, 0) + " %",
         "width >= 90 deg": mean_sd(broad, 100, 0) + " %",
     }
     if found[0].dale:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from . import analysis, config, observer, runs, viz
+from . import analysis, config, export, observer, runs, viz
 from .errors import SpikelocError
 
 CONFIG_OPTIONS = [
@@ -67,7 +67,8 @@ def cli():
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Continue the interrupted run in this folder, from its last checkpoint, "
                    "as its config.toml says.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print only the result table: no progress bar, no line per epoch or stage.")
 @click.option("--no-analysis", is_flag=True,
               help=f"Skip the hidden-unit analysis (done by default up to {ANALYSE_UP_TO} hidden units).")
 def train(preset, config_file, overrides, seed, device, threads, out, models, resume_dir, quiet, no_analysis):
@@ -104,9 +105,11 @@ def train(preset, config_file, overrides, seed, device, threads, out, models, re
     def stage_ended(name: str) -> None:  # wall time since the end of the last stage
         seconds[name] = time.perf_counter() - started - sum(seconds.values())
 
+    log = None if quiet else click.echo  # a line per epoch and per stage
+
     with folder:
         stage_ended("start (imports, config, folder)")
-        run = runs.train(folder.config, progress=not quiet, checkpoints=folder.checkpoints)
+        run = runs.train(folder.config, progress=not quiet, checkpoints=folder.checkpoints, log=log)
         stage_ended("training and evaluation")
         folder.save(run)  # results are on disk before anything that could fail while drawing
         click.echo(viz.metrics_table(run.metrics))
@@ -114,12 +117,16 @@ def train(preset, config_file, overrides, seed, device, threads, out, models, re
         if not no_analysis and run.config.model.hidden <= ANALYSE_UP_TO:
             found = analysis.analyse(run)
             analysis.write(found, folder.path)
-            click.echo(viz.analysis_summary(found))
             stage_ended("hidden-unit analysis")
+            if log:
+                log(f"hidden-unit analysis: {seconds['hidden-unit analysis']:.1f} s\n"
+                    f"{viz.analysis_summary(found)}")
         report = viz.draw(run, folder.path, analysis=found)
         stage_ended("save, figures and report")
         folder.complete(seconds | {"total": time.perf_counter() - started})
-    click.echo(f"run folder: {folder.path}\nreport: {report}")
+    if log:
+        log(f"figures and report: {seconds['save, figures and report']:.1f} s\nrun folder: {folder.path}\n"
+            f"report: {report}")
 
 
 @cli.command()
@@ -185,6 +192,29 @@ def analyse(run_dir, samples, model, threads):
     click.echo(viz.analysis_summary(found))
     click.echo(f"analysis: {folder}")
     click.echo(f"report: {report}" if report else "note: no report (metrics.json is missing)")
+
+
+@cli.command("export")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["nir"]), default="nir", show_default=True,
+              help="File format: NIR, the Neuromorphic Intermediate Representation.")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="File to write, e.g. model.nir (an existing file is replaced whole).")
+@click.option("--model", "-k", "model", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Which model of a run of several (train --models K).")
+@click.option("--approximate", is_flag=True,
+              help="Export a run whose update rule NIR cannot express (notebook, standard) with the "
+                   "immediate rule's mapping; the measured spike agreement is printed and stored in the "
+                   "file.")
+def export_run(run_dir, fmt, out, model, approximate):
+    """Write one trained model as a NIR graph (for Norse, snnTorch, Sinabs, Rockpool, hardware)."""
+    graph = export.to_nir(runs.load_run(run_dir), model, approximate)
+    path = export.write(graph, out)
+    agreement = graph.metadata.get("hidden_spike_agreement")
+    if agreement is not None:
+        click.echo(f"approximation: {100 * agreement:.2f} % of hidden spikes reproduced by forward Euler "
+                   f"(update_rule = {graph.metadata['update_rule']} exported as immediate)")
+    click.echo(f"{fmt}: {path}")
 
 
 @cli.command("config")

@@ -2,6 +2,7 @@
 command and the report section; and Dale's law, whose runs it summarises by sign."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -143,11 +144,18 @@ def test_analyse_command_writes_data_figures_and_the_report_section(tmp_path, ca
     assert code == 2 and "run folder not found" in err
 
 
-def test_train_analyses_by_default(tmp_path, capsys):
+def test_train_analyses_by_default_and_logs_a_line_per_epoch_and_stage(tmp_path, capsys):
     out = tmp_path / "run"
-    code, printed, _ = run_cli("train", "--preset", "tiny", "--out", str(out), "--quiet",
-                               "--set", "model.dale=true", capsys=capsys)
+    code, printed, err = run_cli("train", "--preset", "tiny", "--out", str(out), "--set", "model.dale=true",
+                                 capsys=capsys)
     assert code == 0 and "without the inhibitory weights" in printed
+    # not a terminal: no bar, one line per epoch, one per stage, and the paths
+    epochs = re.findall(r"^spiking epoch (\d)/2  loss \d+\.\d{4}  lr 0\.01  \d+\.\d s$", printed, re.M)
+    assert epochs == ["1", "2"]
+    for stage in ("evaluated on 32 test samples", "hidden-unit analysis:", "figures and report:",
+                  f"run folder: {out}"):
+        assert stage in printed
+    assert "\r" not in printed + err and "batch/s" not in err
     found = analysis.read(out)
     assert found.dale and found.accuracy_without_inhibition is not None
     assert set(np.unique(found.sign)) == {-1.0, 1.0}
@@ -184,3 +192,18 @@ def test_excitatory_only_has_no_negative_weight():
 def test_bad_sign_settings_are_one_line_errors(overrides, needle):
     with pytest.raises(SpikelocError, match=needle):
         load_config("tiny", None, overrides)
+
+
+def test_history_is_written_after_every_epoch(tmp_path):
+    cfg = load_config("tiny", None, ["train.epochs=3"])
+    folder = spikeloc.runs.RunFolder.create(tmp_path / "run", cfg)
+    saved, rows = folder.checkpoints.on_save, []
+
+    def spy(ckpt):
+        saved(ckpt)
+        rows.append(len((tmp_path / "run" / "history.csv").read_text().splitlines()) - 1)
+
+    folder.checkpoints.on_save = spy
+    with folder:
+        spikeloc.runs.train(folder.config, progress=False, checkpoints=folder.checkpoints)
+    assert rows[:3] == [1, 2, 3]  # then once more when the model is finished

@@ -233,9 +233,14 @@ class RunFolder:
         write_json(self.path / STATUS, {"state": state, "spikeloc": version("spikeloc"), **extra})
 
     def _progressed(self, ckpt: checkpoint.Checkpoint) -> None:
+        """After every epoch: the history so far (a running run can be followed in history.csv) and the
+        progress in the status."""
+        history = {kind: rows for kind, (_, rows) in ckpt.finished.items()}
         progress = {"trained": list(ckpt.finished)}
         if ckpt.kind is not None:
+            history[ckpt.kind] = ckpt.fit.history
             progress |= {"kind": ckpt.kind, "epoch": ckpt.fit.epoch, "epochs": self.config.train.epochs}
+        write_atomic(self.path / HISTORY, history_csv(history))
         self._write_status(RUNNING, progress=progress)
 
 

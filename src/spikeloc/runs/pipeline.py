@@ -14,6 +14,7 @@ import importlib
 import threading
 import time
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -65,7 +66,8 @@ def _kind_metrics(results: dict[str, list[ModelResult]]) -> KindMetrics:
 
 
 def _trained_model(kind: str, cfg: RunConfig, data: dict[str, Dataset], progress: bool, ckpt: Checkpoint,
-                   checkpoints: Checkpoints | None) -> tuple[StackedModel, list[Epoch]]:
+                   checkpoints: Checkpoints | None, log: Callable[[str], None] | None
+                   ) -> tuple[StackedModel, list[Epoch]]:
     """Model ``kind`` trained: taken from the checkpoint when it is done there, else trained (from where the
     checkpoint left it), writing a checkpoint after every epoch."""
     device = torch.device(cfg.device)
@@ -86,27 +88,29 @@ def _trained_model(kind: str, cfg: RunConfig, data: dict[str, Dataset], progress
 
     history = fit(model, cfg, data["train"], stage_generator(cfg.seed, f"fit-{kind}", device),
                   progress=progress, label=kind, resume=resume,
-                  on_epoch=on_epoch if checkpoints is not None else None)
+                  on_epoch=on_epoch if checkpoints is not None else None, log=log)
     ckpt.finished[kind], ckpt.kind, ckpt.fit = (model.state_dict(), history), None, None
     if checkpoints is not None:
         checkpoints.save(ckpt)
     return model, history
 
 
-def train(cfg: RunConfig, progress: bool = True, checkpoints: Checkpoints | None = None) -> Run:
+def train(cfg: RunConfig, progress: bool = True, checkpoints: Checkpoints | None = None,
+          log: Callable[[str], None] | None = None) -> Run:
     """Train the spiking model (and, with ``train.membrane_baseline``, the membrane-only baseline), evaluate
     them and the ideal observer.
 
     The returned run holds the models, metrics, history and per-sample results; nothing else is
     written. With ``checkpoints`` (a run folder's), training starts from the last checkpoint there and
     writes one after every epoch; the result is the same as without interruption. The run's config
-    records the device and the CPU thread count it used (``threads = "auto"`` resolved).
+    records the device and the CPU thread count it used (``threads = "auto"`` resolved). ``progress``: a
+    progress bar in a terminal; ``log`` gets a line per epoch and per stage after training.
     """
     check_memory(cfg)
     device = resolve_device(cfg.device)
     cfg = cfg.model_copy(update={"device": device.type, "threads": resolve_threads(cfg.threads)})
     with using_threads(cfg.threads):
-        return _train(cfg, device, progress, checkpoints)
+        return _train(cfg, device, progress, checkpoints, log)
 
 
 def _same_config(trained_with: str, cfg: RunConfig) -> bool:
@@ -126,7 +130,8 @@ def _prepare_training(device: torch.device, model: ModelConfig) -> None:
             warm_up(device, model.update_rule, model.reset)
 
 
-def _train(cfg: RunConfig, device: torch.device, progress: bool, checkpoints: Checkpoints | None) -> Run:
+def _train(cfg: RunConfig, device: torch.device, progress: bool, checkpoints: Checkpoints | None,
+           log: Callable[[str], None] | None) -> Run:
     t0 = time.perf_counter()
     # a thread prepares training while the data are drawn (torch's kernels run without the GIL)
     preparation = threading.Thread(target=_prepare_training, args=(device, cfg.model), daemon=True)
@@ -141,10 +146,14 @@ def _train(cfg: RunConfig, device: torch.device, progress: bool, checkpoints: Ch
     run = Run(config=cfg, models={})
     for kind in MODEL_KINDS if cfg.train.membrane_baseline else ["spiking"]:
         t0 = time.perf_counter()
-        model, run.history[kind] = _trained_model(kind, cfg, data, progress, ckpt, checkpoints)
+        model, run.history[kind] = _trained_model(kind, cfg, data, progress, ckpt, checkpoints, log)
         run.models[kind] = model.eval()
         seconds[f"train_{kind}"] = time.perf_counter() - t0
     run.metrics = evaluate_run(run, data, seconds)
+    if log is not None:
+        done = run.metrics.seconds
+        log(f"evaluated on {len(data['test']):,} test samples: {done['evaluate']:.1f} s"
+            + (f"; ideal observer: {done['ideal_observer']:.1f} s" if "ideal_observer" in done else ""))
     return run
 
 

@@ -16,6 +16,7 @@ never interrupted. A NaN or infinite loss, gradient or weight stops the fit with
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -102,15 +103,25 @@ def _diverged(epoch: int, batch: int, lr: float, what: str) -> TrainingDiverged:
                             f"(now {lr:g}) or a milder config may help")
 
 
+def epoch_line(label: str, epoch: Epoch, epochs: int, elapsed: float) -> str:
+    """``spiking epoch 3/10  loss 1.234  lr 0.01  12.3 s``: the loss is the mean over the models."""
+    width = len(str(epochs))
+    return (f"{label} epoch {epoch.epoch:{width}d}/{epochs}  loss {epoch.loss:.4f}  lr {epoch.lr:.3g}  "
+            f"{elapsed:.1f} s")
+
+
 def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Generator,
         progress: bool = True, label: str = "train", resume: FitState | None = None,
-        on_epoch: Callable[[FitState], None] | None = None) -> list[Epoch]:
+        on_epoch: Callable[[FitState], None] | None = None,
+        log: Callable[[str], None] | None = None) -> list[Epoch]:
     """Train ``model`` in place on ``train_data``, reshuffled each epoch; returns one :class:`Epoch` per
     epoch.
 
     With ``cfg.train.fresh_data`` every epoch after the first draws a new training set of the same
     size from ``generator``. ``resume`` continues a fit from the end of one of its epochs (the model,
     optimizer, schedule and generator take the saved states); ``on_epoch`` gets the state after each.
+    ``progress``: a progress bar on stderr when it is a terminal; ``log`` gets one line per epoch (written
+    above the bar, so the lines stay on screen when it ends).
     """
     tc = cfg.train
     groups = model.parameter_groups()
@@ -121,7 +132,8 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
         generator.set_state(resume.generator)
         done, history = resume.epoch, list(resume.history)
     bar = tqdm(total=tc.epochs * steps_per_epoch, initial=done * steps_per_epoch, desc=label,
-               disable=not progress, leave=False, unit="batch")
+               disable=not (progress and sys.stderr.isatty()), leave=False, unit="batch")
+    fitted = time.perf_counter()
     for stage in stages(tc, bool(groups["hidden"])):
         last = stage.first_epoch + stage.epochs - 1
         if last <= done:
@@ -158,6 +170,12 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
             per_epoch = tuple(torch.stack(losses).mean(0).tolist())
             history.append(Epoch(epoch, sum(per_epoch) / len(per_epoch), per_epoch,
                                  adam.param_groups[0]["lr"], time.perf_counter() - start))
+            if log is not None:
+                line = epoch_line(label, history[-1], tc.epochs, time.perf_counter() - fitted)
+                if bar.disable:
+                    log(line)
+                else:
+                    bar.write(line)  # above the bar, and it stays when the bar is gone
             if on_epoch is not None:
                 on_epoch(FitState(epoch, model.state_dict(), adam.state_dict(),
                                   schedule.state_dict() if schedule is not None else None,

@@ -4,7 +4,7 @@
 import lazy_loader as lazy
 
 __getattr__, __dir__, __all__ = lazy.attach(__name__, submodules=["plots"], submod_attrs={
-    "figures": ["draw", "run_figures"],
+    "figures": ["analysis_figures", "draw", "run_figures"],
     "report": ["render", "write_report"],
     "text": ["analysis_summary", "bound_summary", "metrics_table"],
 })

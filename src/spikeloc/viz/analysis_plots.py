@@ -59,9 +59,13 @@ def unit_rates(a: Analysis) -> Figure:
 
 def tuning_curves(a: Analysis) -> Figure:
     """Small multiples: the IPD tuning curve (rate against IPD) of each active hidden unit, ordered by
-    preferred IPD (the first ``MAX_TUNING_PANELS``); markers at the preferred and least-preferred IPD."""
+    preferred IPD (at most ``MAX_TUNING_PANELS``, spread over that order); markers at the preferred and
+    least-preferred IPD."""
     active = np.flatnonzero(~a.silent & np.isfinite(a.preferred_ipd_deg))
-    shown = active[np.argsort(a.preferred_ipd_deg[active], kind="stable")][:MAX_TUNING_PANELS]
+    ordered = active[np.argsort(a.preferred_ipd_deg[active], kind="stable")]
+    # a large layer: units at equal steps through that order, so every preferred IPD is seen
+    steps = np.unique(np.linspace(0, len(ordered) - 1, MAX_TUNING_PANELS).round().astype(int))
+    shown = ordered[steps] if len(ordered) > MAX_TUNING_PANELS else ordered
     rows, cols = _grid(max(len(shown), 1), 6)
     fig = Figure(figsize=(2.1 * cols + 0.6, 1.75 * rows + 0.9), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharex=True)
@@ -79,7 +83,8 @@ def tuning_curves(a: Analysis) -> Figure:
         ax.set_xlabel("IPD (deg)", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("Rate (Hz)", fontsize=8)
-    more = f", first {len(shown)} of {len(active)}" if len(active) > len(shown) else ""
+    more = (f", {len(shown)} of {len(active)} spread over the preferred IPDs" if len(active) > len(shown)
+            else "")
     kinds = " (red: excitatory, blue: inhibitory)" if a.dale else ""
     fig.suptitle(f"IPD tuning of the active hidden units{more}, ordered by preferred IPD{kinds}; "
                  "solid line: preferred, dotted: least preferred", fontsize=10)

@@ -112,6 +112,11 @@ def run_figures(run: Run) -> dict[str, Figure]:
     return {name: spec.figure() for name, spec in figure_specs(run).items()}
 
 
+def analysis_figures(run: Run, analysis: Analysis) -> dict[str, Figure]:
+    """The figures of a hidden-unit ``analysis`` of ``run`` by name, as matplotlib figures."""
+    return {name: spec.figure() for name, spec in analysis_specs(run, analysis).items()}
+
+
 RASTER_EXAMPLES = 4  # stimuli whose hidden-layer spikes the analysis draws
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 

@@ -41,8 +41,8 @@ CAPTIONS = [
 
 # the analysis section's figures, by name (viz.figures.analysis_specs)
 ANALYSIS_CAPTIONS = {
-    "hidden unit rates": "Mean firing rate of each hidden unit on the analysis stimuli; units left of the "
-                         "dashed line fire below the silent threshold.",
+    "hidden unit rates": "Mean firing rate of each hidden unit on the analysis stimuli; the hatched bar "
+                         "counts the silent units, which fire below the threshold.",
     "hidden unit tuning curves": "Mean rate of each active hidden unit against the true IPD, in bins of half "
                                  "a class; ordered by the IPD where the unit fires most.",
     "preferred IPDs": "Where the active units fire most (preferred) and least (least preferred), and the "

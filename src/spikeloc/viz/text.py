@@ -25,6 +25,9 @@ def metrics_table(metrics: RunMetrics) -> str:
     lines += [f"{name:22} {_pct(m.accuracy):>24} {_deg(m.mae_deg):>16} {_deg(m.mae_continuous_deg):>17}"
               for name, m in rows]
     lines.append(f"chance: {100 * metrics.chance:.1f} %")
+    models = len(metrics.train.accuracy.values if metrics.train else metrics.test.accuracy.values)
+    if models > 1:
+        lines.append(f"± is the standard deviation over the {models} models, (a-b) their range")
     return "\n".join(lines)
 
 
