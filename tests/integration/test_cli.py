@@ -192,3 +192,16 @@ def test_config_prints_what_train_would_run(capsys):
     code, out, _ = run_cli("config", "--preset", "best", "--set", "hidden=64", "--set", "init_phases=8",
                            capsys=capsys)
     assert code == 0 and spikeloc.config.config_from_toml_text(out, "stdout").model.hidden == 64
+
+
+def test_a_validation_set_is_logged_saved_and_drawn(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, printed, _ = run_cli("train", "--preset", "tiny", "--out", str(out), "--no-analysis",
+                               "--set", "train.validation_batches=2", "--set", "train.epochs=3",
+                               capsys=capsys)
+    assert code == 0
+    assert re.search(r"^spiking epoch 3/3  loss \S+  lr 0\.01  validation \d+\.\d %", printed, re.M)
+    header = (out / "history.csv").read_text().splitlines()[0]
+    assert header.endswith("validation_accuracy,validation_accuracy_model_0")
+    run = spikeloc.load_run(out)
+    assert len(run.history["spiking"]) == 3 and all(e.validation_accuracy for e in run.history["spiking"])

@@ -181,3 +181,67 @@ def test_a_nan_loss_stops_the_fit_naming_epoch_and_batch():
     with pytest.raises(TrainingDiverged, match=r"^training diverged in epoch 1, batch \d: .*a smaller "
                                                r"train.lr \(now 1e\+30\)"):
         train_once(cfg, [0])
+
+
+def validation_data(cfg, seed=7, batches=4):
+    return random_ipd_input_signal(cfg.train.batch_size * batches, cfg.stimulus,
+                                   torch.Generator().manual_seed(seed))
+
+
+def test_validation_accuracy_is_each_models_accuracy_after_its_epoch():
+    from spikeloc.evaluation import evaluate
+
+    cfg = small_config("train.epochs=3", "train.lr=0.02")
+    validation = validation_data(cfg)
+    model = build_models(cfg.stimulus, cfg.model, [0, 1])
+    data = random_ipd_input_signal(cfg.train.batch_size * cfg.train.train_batches, cfg.stimulus,
+                                   torch.Generator().manual_seed(0))
+    history = fit(model, cfg, data, torch.Generator().manual_seed(1), progress=False, validation=validation)
+    assert all(len(e.validation_accuracy) == 2 for e in history)
+    expected = tuple(r.accuracy for r in evaluate(model, validation, cfg.stimulus))
+    assert history[-1].validation_accuracy == pytest.approx(expected, abs=1e-12)
+    assert history[-1].validation_mean == pytest.approx(sum(expected) / 2)
+
+
+def test_early_stopping_ends_a_stalled_fit_and_a_resumed_one_alike():
+    """With a learning rate too small to change any prediction the validation accuracy never improves:
+    the fit stops after 1 + patience epochs, and resuming from its last state trains no further."""
+    from spikeloc.runs.checkpoint import Checkpoint, from_bytes, to_bytes
+
+    cfg = small_config("train.epochs=10", "train.lr=1e-12", "train.validation_batches=4",
+                       "train.early_stopping_patience=2")
+    data = random_ipd_input_signal(cfg.train.batch_size * cfg.train.train_batches, cfg.stimulus,
+                                   torch.Generator().manual_seed(0))
+    states, lines = [], []
+    model = build_models(cfg.stimulus, cfg.model, [0])
+    history = fit(model, cfg, data, torch.Generator().manual_seed(1), progress=False, log=lines.append,
+                  validation=validation_data(cfg), on_epoch=lambda s: states.append(
+                      from_bytes(to_bytes(Checkpoint(kind="spiking", fit=s)))))
+    assert [e.epoch for e in history] == [1, 2, 3]
+    assert "stopped early after epoch 3: no better validation accuracy for 2 epochs" in lines[-1]
+    assert "validation " in lines[0]
+    resumed = build_models(cfg.stimulus, cfg.model, [0])
+    again = fit(resumed, cfg, data, torch.Generator().manual_seed(1), progress=False,
+                validation=validation_data(cfg), resume=states[-1].fit)
+    assert again == history  # the decision is read from the history: nothing more is trained
+
+
+def test_history_with_validation_round_trips_through_csv_and_old_checkpoints_read():
+    from spikeloc.runs.checkpoint import _epochs
+    from spikeloc.runs.files import history_csv, read_history
+    from spikeloc.training.loop import Epoch
+
+    history = {"spiking": [Epoch(1, 2.0, (1.5, 2.5), 0.01, 0.3, (0.25, 0.5)),
+                           Epoch(2, 1.0, (0.5, 1.5), 0.01, 0.3, (0.5, 0.75))]}
+    assert read_history(history_csv(history).decode()) == history
+    plain = {"spiking": [Epoch(1, 2.0, (2.0,), 0.01, 0.3)]}
+    assert "validation" not in history_csv(plain).decode()
+    assert read_history(history_csv(plain).decode()) == plain
+    assert _epochs([[1, 2.0, [2.0], 0.01, 0.3]]) == plain["spiking"]  # a checkpoint of 0.3.0
+
+
+def test_early_stopping_needs_a_validation_set():
+    from spikeloc.errors import SpikelocError
+
+    with pytest.raises(SpikelocError, match="early_stopping_patience needs a validation set"):
+        small_config("train.early_stopping_patience=3")

@@ -203,6 +203,13 @@ class TrainConfig(Section):
     class_loss_weight: float = field(
         0.0, "weight of the class NLL (fine bins summed per class) added to the fine-bin NLL; only matters "
         "when bins_per_class > 1", "1", ge=0)
+    validation_batches: int = field(
+        0, "batches of stimuli held out (drawn once, never trained on) whose accuracy is measured after "
+        "every epoch: in history.csv, the epoch lines and the loss figure. 0: none", "batches", ge=0)
+    early_stopping_patience: int = field(
+        0, "stop training once the validation accuracy (mean over the models) has not improved for this "
+        "many epochs; the weights are those of the last epoch. 0: never. Needs validation_batches", "epochs",
+        ge=0)
     rate_reg: float = field(0.0, "weight of the hidden firing-rate penalty", "1", ge=0)
     target_rate_hz: float = field(10.0, "hidden firing rate the penalty pulls towards", "Hz", gt=0)
     models: int = field(1, "independent models trained at once (seeds seed..seed+models-1)", "models", ge=1)
@@ -213,6 +220,8 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        if self.early_stopping_patience and not self.validation_batches:
+            raise ValueError("early_stopping_patience needs a validation set: set validation_batches >= 1")
         if self.readout_only_epochs > self.epochs:
             raise ValueError(f"readout_only_epochs ({self.readout_only_epochs}) must be at most "
                              f"epochs ({self.epochs})")

@@ -34,11 +34,15 @@ class Checkpoint:
 
 
 def _history(rows: list[Epoch]) -> list[list]:
-    return [[e.epoch, e.loss, list(e.loss_per_model), e.lr, e.seconds] for e in rows]
+    return [[e.epoch, e.loss, list(e.loss_per_model), e.lr, e.seconds,
+             None if e.validation_accuracy is None else list(e.validation_accuracy)] for e in rows]
 
 
 def _epochs(rows: list[list]) -> list[Epoch]:
-    return [Epoch(int(e), float(loss), tuple(per), float(lr), float(s)) for e, loss, per, lr, s in rows]
+    def epoch(e, loss, per, lr, s, validation=None):  # checkpoints of 0.3.0 have no validation
+        return Epoch(int(e), float(loss), tuple(per), float(lr), float(s),
+                     None if validation is None else tuple(float(v) for v in validation))
+    return [epoch(*row) for row in rows]
 
 
 def to_bytes(ckpt: Checkpoint) -> bytes:

@@ -75,14 +75,20 @@ def remove_temporaries(folder: Path) -> None:
 
 
 def history_csv(history: dict[str, list[Epoch]]) -> bytes:
-    """One row per (model kind, epoch): loss, learning rate, seconds and each model's loss."""
+    """One row per (model kind, epoch): loss, learning rate, seconds and each model's loss; with a
+    validation set also the validation accuracy (mean and each model's)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     k = max(len(rows[0].loss_per_model) for rows in history.values())
-    w.writerow(["model", "epoch", "loss", "lr", "seconds", *[f"loss_model_{i}" for i in range(k)]])
+    validated = any(r.validation_accuracy is not None for rows in history.values() for r in rows)
+    w.writerow(["model", "epoch", "loss", "lr", "seconds", *[f"loss_model_{i}" for i in range(k)],
+                *(["validation_accuracy", *[f"validation_accuracy_model_{i}" for i in range(k)]]
+                  if validated else [])])
     for kind, rows in history.items():
         for r in rows:
-            w.writerow([kind, r.epoch, r.loss, r.lr, r.seconds, *r.loss_per_model])
+            losses = [*r.loss_per_model, *[""] * (k - len(r.loss_per_model))]
+            accuracy = [r.validation_mean, *r.validation_accuracy] if r.validation_accuracy else []
+            w.writerow([kind, r.epoch, r.loss, r.lr, r.seconds, *losses, *accuracy])
     return buf.getvalue().encode()
 
 
@@ -94,6 +100,8 @@ def read_history(text: str) -> dict[str, list[Epoch]]:
         raise ValueError("no rows")
     for row in rows:
         losses = tuple(float(v) for k, v in row.items() if k.startswith("loss_model_") and v)
+        accuracy = tuple(float(v) for k, v in row.items() if k.startswith("validation_accuracy_model_") and v)
         history.setdefault(row["model"], []).append(
-            Epoch(int(row["epoch"]), float(row["loss"]), losses, float(row["lr"]), float(row["seconds"])))
+            Epoch(int(row["epoch"]), float(row["loss"]), losses, float(row["lr"]), float(row["seconds"]),
+                  accuracy or None))
     return history

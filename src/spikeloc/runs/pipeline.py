@@ -50,6 +50,15 @@ def datasets(cfg: RunConfig, device: torch.device) -> dict[str, Dataset]:
             for split, batches in (("train", tc.train_batches), ("test", tc.test_batches))}
 
 
+def validation_set(cfg: RunConfig, device: torch.device) -> Dataset | None:
+    """The held-out stimuli of ``train.validation_batches`` (stage ``validation``), None without."""
+    tc = cfg.train
+    if not tc.validation_batches:
+        return None
+    return random_ipd_input_signal(tc.batch_size * tc.validation_batches, cfg.stimulus,
+                                   stage_generator(cfg.seed, "validation", device))
+
+
 def init_seeds(cfg: RunConfig) -> list[int]:
     """Model k of a stack is initialised from seed + k."""
     return [cfg.seed + k for k in range(cfg.train.models)]
@@ -88,7 +97,8 @@ def _trained_model(kind: str, cfg: RunConfig, data: dict[str, Dataset], progress
 
     history = fit(model, cfg, data["train"], stage_generator(cfg.seed, f"fit-{kind}", device),
                   progress=progress, label=kind, resume=resume,
-                  on_epoch=on_epoch if checkpoints is not None else None, log=log)
+                  on_epoch=on_epoch if checkpoints is not None else None, log=log,
+                  validation=validation_set(cfg, device))
     ckpt.finished[kind], ckpt.kind, ckpt.fit = (model.state_dict(), history), None, None
     if checkpoints is not None:
         checkpoints.save(ckpt)

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from ..config.schema import RunConfig, TrainConfig
+from ..config.schema import RunConfig, StimulusConfig, TrainConfig
 from ..errors import TrainingDiverged
 from ..models.protocol import Model
+from ..task.bins import class_probabilities, discretise, log_probs
 from ..task.stimulus import Dataset, random_ipd_input_signal
 
 
@@ -39,6 +40,12 @@ class Epoch:
     loss_per_model: tuple[float, ...]  # (K,)
     lr: float  # at the end of the epoch
     seconds: float
+    validation_accuracy: tuple[float, ...] | None = None  # (K,) with train.validation_batches
+
+    @property
+    def validation_mean(self) -> float | None:
+        v = self.validation_accuracy
+        return sum(v) / len(v) if v else None
 
 
 @dataclass(frozen=True)
@@ -104,16 +111,41 @@ def _diverged(epoch: int, batch: int, lr: float, what: str) -> TrainingDiverged:
 
 
 def epoch_line(label: str, epoch: Epoch, epochs: int, elapsed: float) -> str:
-    """``spiking epoch 3/10  loss 1.234  lr 0.01  12.3 s``: the loss is the mean over the models."""
+    """``spiking epoch 3/10  loss 1.234  lr 0.01  validation 71.2 %  12.3 s``: loss and accuracy are means
+    over the models."""
     width = len(str(epochs))
+    validation = f"validation {100 * epoch.validation_mean:.1f} %  " if epoch.validation_accuracy else ""
     return (f"{label} epoch {epoch.epoch:{width}d}/{epochs}  loss {epoch.loss:.4f}  lr {epoch.lr:.3g}  "
-            f"{elapsed:.1f} s")
+            f"{validation}{elapsed:.1f} s")
+
+
+@torch.no_grad()
+def validation_accuracy(model: Model, data: Dataset, stim: StimulusConfig, batch_size: int = 256
+                        ) -> tuple[float, ...]:
+    """Each model's accuracy ``(K,)`` on ``data``: the most probable class (fine bins summed) is the true
+    IPD's."""
+    correct = 0
+    for start in range(0, len(data), batch_size):
+        scores = model(data.spikes[start:start + batch_size]).scores  # (K, B, bins)
+        estimate = class_probabilities(log_probs(scores).exp(), stim.num_classes).argmax(-1)
+        true_class = discretise(data.ipd[start:start + batch_size], stim).to(estimate.device)
+        correct = correct + (estimate == true_class).sum(-1).double()
+    return tuple((correct / len(data)).tolist())
+
+
+def stopped_early(history: list[Epoch], patience: int) -> bool:
+    """Whether the validation accuracy (mean over the models) has not improved for ``patience`` epochs."""
+    if not patience or not history or history[-1].validation_accuracy is None:
+        return False
+    means = [row.validation_mean for row in history]
+    best = means.index(max(means))  # the first epoch that reached the best
+    return len(history) - 1 - best >= patience
 
 
 def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Generator,
         progress: bool = True, label: str = "train", resume: FitState | None = None,
         on_epoch: Callable[[FitState], None] | None = None,
-        log: Callable[[str], None] | None = None) -> list[Epoch]:
+        log: Callable[[str], None] | None = None, validation: Dataset | None = None) -> list[Epoch]:
     """Train ``model`` in place on ``train_data``, reshuffled each epoch; returns one :class:`Epoch` per
     epoch.
 
@@ -121,7 +153,9 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
     size from ``generator``. ``resume`` continues a fit from the end of one of its epochs (the model,
     optimizer, schedule and generator take the saved states); ``on_epoch`` gets the state after each.
     ``progress``: a progress bar on stderr when it is a terminal; ``log`` gets one line per epoch (written
-    above the bar, so the lines stay on screen when it ends).
+    above the bar, so the lines stay on screen when it ends). With ``validation`` each epoch records the
+    models' accuracy on it, and ``train.early_stopping_patience`` ends the fit once it stops improving
+    (also when resuming: the decision is taken from the history, so it is the same).
     """
     tc = cfg.train
     groups = model.parameter_groups()
@@ -134,9 +168,13 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
     bar = tqdm(total=tc.epochs * steps_per_epoch, initial=done * steps_per_epoch, desc=label,
                disable=not (progress and sys.stderr.isatty()), leave=False, unit="batch")
     fitted = time.perf_counter()
+
+    def say(line: str) -> None:
+        if log is not None:  # above a bar, so the line stays when the bar is gone
+            (log if bar.disable else bar.write)(line)
     for stage in stages(tc, bool(groups["hidden"])):
         last = stage.first_epoch + stage.epochs - 1
-        if last <= done:
+        if last <= done or stopped_early(history, tc.early_stopping_patience):
             continue
         trained = list(model.parameters()) if stage.trains_hidden else groups["readout"]
         adam, schedule = optimizer(trained, tc, stage.epochs * steps_per_epoch)
@@ -145,6 +183,8 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
             if schedule is not None:
                 schedule.load_state_dict(resume.schedule)
         for epoch in range(max(stage.first_epoch, done + 1), last + 1):
+            if stopped_early(history, tc.early_stopping_patience):
+                break
             start = time.perf_counter()
             if tc.fresh_data and epoch > 1:
                 train_data = random_ipd_input_signal(len(train_data), cfg.stimulus, generator)
@@ -168,17 +208,18 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
                 bar.update()
                 bar.set_postfix(loss=f"{per_model.mean().item():.3f}", epoch=epoch)
             per_epoch = tuple(torch.stack(losses).mean(0).tolist())
+            accuracy = None if validation is None else validation_accuracy(model, validation, cfg.stimulus)
             history.append(Epoch(epoch, sum(per_epoch) / len(per_epoch), per_epoch,
-                                 adam.param_groups[0]["lr"], time.perf_counter() - start))
-            if log is not None:
-                line = epoch_line(label, history[-1], tc.epochs, time.perf_counter() - fitted)
-                if bar.disable:
-                    log(line)
-                else:
-                    bar.write(line)  # above the bar, and it stays when the bar is gone
+                                 adam.param_groups[0]["lr"], time.perf_counter() - start, accuracy))
+            say(epoch_line(label, history[-1], tc.epochs, time.perf_counter() - fitted))
             if on_epoch is not None:
                 on_epoch(FitState(epoch, model.state_dict(), adam.state_dict(),
                                   schedule.state_dict() if schedule is not None else None,
                                   generator.get_state(), list(history)))
+            if stopped_early(history, tc.early_stopping_patience):
+                means = [row.validation_mean for row in history]
+                say(f"{label}: stopped early after epoch {epoch}: no better validation accuracy for "
+                    f"{tc.early_stopping_patience} epochs (best {100 * max(means):.1f} % in epoch "
+                    f"{means.index(max(means)) + 1})")
     bar.close()
     return history

@@ -115,10 +115,13 @@ def loss_curves(histories: dict[str, list[Epoch]], chance: dict[str, float] | No
 
     ``chance`` maps a kind to its loss for a uniform guess, drawn dashed in the kind's colour (the
     kinds' losses can differ: fine bins and the class term), or in grey where kinds share it. With
-    ``readout_only_epochs`` the end of the readout-only stage is marked.
+    ``readout_only_epochs`` the end of the readout-only stage is marked. Epochs with a validation accuracy
+    draw it too (mean over the models), dash-dotted, against the right axis.
     """
     fig = Figure(figsize=(6.5, 4), layout="constrained")
     ax = fig.subplots()
+    validated = any(row.validation_accuracy for history in histories.values() for row in history)
+    accuracy_ax = ax.twinx() if validated else None
     colours = iter(["tab:blue", "tab:red", "tab:green", "tab:purple", "tab:brown"])
     levels: dict[float, list[tuple[str, str]]] = {}
     for name, history in histories.items():
@@ -135,6 +138,11 @@ def loss_curves(histories: dict[str, list[Epoch]], chance: dict[str, float] | No
                 markersize=3, label=label)
         if chance and name in chance:
             levels.setdefault(round(chance[name], 9), []).append((name, colour))
+        rows = [row for row in history if row.validation_accuracy]
+        if accuracy_ax is not None and rows:
+            accuracy_ax.plot([row.epoch for row in rows], [100 * row.validation_mean for row in rows],
+                             color=colour, linestyle="-.", marker="s", markersize=3, linewidth=1.4,
+                             label=f"{name}: validation accuracy")
     for value, kinds in levels.items():  # kinds with the same loss share one grey line
         name, colour = kinds[0] if len(kinds) == 1 else ("", "grey")
         ax.axhline(value, color=colour, linestyle="--", linewidth=1,
@@ -143,9 +151,15 @@ def loss_curves(histories: dict[str, list[Epoch]], chance: dict[str, float] | No
         ax.axvline(readout_only_epochs + 0.5, color="grey", linestyle=":", linewidth=1.2,
                    label=f"readout only until epoch {readout_only_epochs}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(title="Training loss", xlabel="Epoch", ylabel="Loss (nats)")
+    ax.set(title="Training loss" + (" and validation accuracy" if validated else ""), xlabel="Epoch",
+           ylabel="Loss (nats)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best")
+    handles, labels = ax.get_legend_handles_labels()
+    if accuracy_ax is not None:
+        accuracy_ax.set(ylabel="Validation accuracy (%)", ylim=(0, 100))
+        more = accuracy_ax.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, loc="best", fontsize=8 if validated else None)
     return fig
 
 

@@ -27,7 +27,8 @@ CAPTIONS = [
       "each fibre's phase delay grows with its index.")),
     (("loss",),
      ("Training loss per epoch. Thin lines: individual models of a stack; thick: their mean; "
-      "dashed, where shown: the loss of a uniform guess.")),
+      "dashed, where shown: the loss of a uniform guess; dash-dotted, with train.validation_batches: the "
+      "accuracy on the held-out validation set (right axis).")),
     (("hidden unit",),
      "W1 weights of individual hidden units against each fibre's phase delay, left ear and right ear."),
     (("weights",),
