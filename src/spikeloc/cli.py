@@ -136,16 +136,29 @@ def train(preset, config_file, overrides, seed, device, threads, out, models, re
 @click.option("--samples", type=click.IntRange(min=1), default=None,
               help="Test samples (default: the run's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Evaluate with another stimulus, e.g. --set stimulus.f=40 (repeatable; the fields a "
+                   "trained network can take: " + ", ".join(config.EVALUABLE_STIMULUS) + ").")
 @THREADS_OPTION
-def evaluate(run_dir, seed, samples, as_json, threads):
-    """Evaluate a trained run on a fresh test set and print its metrics."""
+def evaluate(run_dir, seed, samples, as_json, overrides, threads):
+    """Evaluate a trained run on a fresh test set, with the ideal observer on the same samples, and print
+    the metrics."""
     run = runs.load_run(run_dir)
     tc = run.config.train
-    runs.check_samples(run.config.stimulus, samples or 0)
+    stim = runs.evaluation_stimulus(run, overrides)
+    samples = samples or tc.batch_size * tc.test_batches
+    seed = run.config.seed + 1 if seed is None else seed
+    runs.check_samples(stim, samples)
     with runs.using_threads(threads or runs.resolve_threads(run.config.threads)):
-        metrics = runs.evaluate_fresh(run, samples or tc.batch_size * tc.test_batches,
-                                      run.config.seed + 1 if seed is None else seed)
-    click.echo(json.dumps(metrics.to_json(), indent=2) if as_json else viz.metrics_table(metrics))
+        metrics = runs.evaluate_fresh(run, samples, seed, stim, ideal_observer=True)
+    if as_json:
+        click.echo(json.dumps(metrics.to_json(), indent=2))
+        return
+    changed = [f"{k} = {v} (trained with {getattr(run.config.stimulus, k)})"
+               for k, v in stim.model_dump().items() if v != getattr(run.config.stimulus, k)]
+    click.echo(f"{samples:,} fresh test samples (seed {seed})" + (f"; stimulus: {', '.join(changed)}"
+                                                                     if changed else ""))
+    click.echo(viz.metrics_table(metrics))
 
 
 @cli.command()

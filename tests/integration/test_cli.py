@@ -205,3 +205,29 @@ def test_a_validation_set_is_logged_saved_and_drawn(tmp_path, capsys):
     assert header.endswith("validation_accuracy,validation_accuracy_model_0")
     run = spikeloc.load_run(out)
     assert len(run.history["spiking"]) == 3 and all(e.validation_accuracy for e in run.history["spiking"])
+
+
+def test_evaluate_with_another_stimulus_prints_it_with_the_observer(run_dir, capsys):
+    code, out, err = run_cli("evaluate", str(run_dir), "--set", "stimulus.f=40", "--set", "rate_max=300",
+                             "--samples", "64", capsys=capsys)
+    assert code == 0, err
+    assert out.startswith("64 fresh test samples (seed 4); stimulus: rate_max = 300.0 (trained with 600.0), "
+                          "f = 40.0 (trained with 20.0)")
+    assert "ideal observer test" in out
+    code, out, _ = run_cli("evaluate", str(run_dir), "--set", "stimulus.f=40", "--samples", "64", "--json",
+                           capsys=capsys)
+    metrics = json.loads(out)
+    assert metrics["test_samples"] == 64 and metrics["ideal_observer"]["test"]["accuracy"]["mean"] > 0.5
+    _, out_same, _ = run_cli("evaluate", str(run_dir), "--samples", "64", "--json", capsys=capsys)
+    assert json.loads(out_same)["models"] != metrics["models"]  # another stimulus, other numbers
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("stimulus.dt=0.0005", "evaluate --set stimulus.dt: a trained network is evaluated with the config"),
+    ("model.hidden=4", "evaluate --set model.hidden"),
+    ("stimulus.f=-1", "stimulus.f"),
+    ("stimulus.nope=1", "unknown config key 'stimulus.nope'"),
+])
+def test_evaluate_refuses_what_a_trained_network_cannot_take(run_dir, override, needle, capsys):
+    code, _, err = run_cli("evaluate", str(run_dir), "--set", override, capsys=capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1

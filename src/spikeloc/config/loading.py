@@ -169,6 +169,14 @@ def load_config(preset: str | None = None, file: str | Path | None = None,
     return _validate(data)
 
 
+def with_overrides(cfg: RunConfig, overrides: list[str] | tuple[str, ...]) -> RunConfig:
+    """``cfg`` with ``key=value`` overrides applied and the result validated as a whole."""
+    data = cfg.model_dump()
+    for item in overrides:
+        data = _merge(data, parse_override(item))
+    return _validate(data)
+
+
 def config_from_toml_text(text: str, source: str) -> RunConfig:
     """Read a saved ``config.toml`` (as written by a run, of this release or an earlier one)."""
     try:

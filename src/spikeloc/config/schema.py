@@ -117,6 +117,11 @@ class StimulusConfig(Section):
         return math.radians(self.ipd_min_deg), math.radians(self.ipd_max_deg)
 
 
+# what a trained network can be evaluated under (`spikeloc evaluate --set`): not its input size
+# (anf_per_ear), time step (the neurons' decay per step), duration, classes or IPD range (its readout)
+EVALUABLE_STIMULUS = ("f", "rate_max", "envelope_power", "offset", "max_phase_delay_deg")
+
+
 class ModelConfig(Section):
     """Spiking network: inputs -> LIF hidden layer -> readout (and the membrane-only baseline)."""
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..config.loading import config_from_toml_text
-from ..config.schema import ModelConfig, RunConfig
+from ..config.loading import config_from_toml_text, with_overrides
+from ..config.schema import EVALUABLE_STIMULUS, ModelConfig, RunConfig, StimulusConfig
 from ..errors import SpikelocError
 from ..evaluation.metrics import KindMetrics, ModelResult, RunMetrics, SplitMetrics, evaluate
 from ..kernels.dispatch import warm_up
@@ -177,11 +177,7 @@ def evaluate_run(run: Run, data: dict[str, Dataset], seconds: dict[str, float] |
     ideal = None
     if cfg.eval.ideal_observer:
         t0 = time.perf_counter()
-        test = data["test"]
-        key = {"stimulus": cfg.stimulus.model_dump(), "test_set": data_hash(test.spikes, test.ipd),
-               "device": run.device.type, "threads": cfg.threads, "code": source_hash()}
-        ideal = KindMetrics.from_json(cached_json("ideal-observer", key,
-                                                  lambda: _observer_metrics(run, test)))
+        ideal = _ideal_observer(run, data["test"], cfg.stimulus)
         seconds["ideal_observer"] = time.perf_counter() - t0
     return RunMetrics(kinds={kind: _kind_metrics(r) for kind, r in run.results.items()},
                       chance=1 / cfg.stimulus.num_classes, test_samples=len(data["test"]),
@@ -189,16 +185,41 @@ def evaluate_run(run: Run, data: dict[str, Dataset], seconds: dict[str, float] |
                       seconds=seconds)
 
 
-def _observer_metrics(run: Run, test: Dataset) -> dict:
-    """The ideal observer's metrics on ``test``, as JSON (what the cache keeps)."""
-    observer = IdealObserver(run.config.stimulus).to(run.device)
-    return KindMetrics(test=SplitMetrics.of(evaluate(observer, test, run.config.stimulus))).to_json()
+def _ideal_observer(run: Run, test: Dataset, stim: StimulusConfig) -> KindMetrics:
+    """The ideal observer's metrics on ``test`` (stimuli of ``stim``), from the cache when it has them."""
+    key = {"stimulus": stim.model_dump(), "test_set": data_hash(test.spikes, test.ipd),
+           "device": run.device.type, "threads": run.config.threads, "code": source_hash()}
+
+    def compute() -> dict:
+        observer = IdealObserver(stim).to(run.device)
+        return KindMetrics(test=SplitMetrics.of(evaluate(observer, test, stim))).to_json()
+    return KindMetrics.from_json(cached_json("ideal-observer", key, compute))
 
 
-def evaluate_fresh(run: Run, samples: int, seed: int) -> RunMetrics:
-    """Metrics of every model kind of ``run`` on ``samples`` fresh test samples drawn with ``seed``."""
-    cfg = run.config
-    test = random_ipd_input_signal(samples, cfg.stimulus, stage_generator(seed, "test", run.device))
-    kinds = {kind: KindMetrics(test=SplitMetrics.of(evaluate(m, test, cfg.stimulus)))
+def evaluation_stimulus(run: Run, overrides: list[str] | tuple[str, ...]) -> StimulusConfig:
+    """The run's stimulus with ``stimulus.KEY=VALUE`` overrides (``spikeloc evaluate --set``), validated;
+    a key that a trained network cannot take is a one-line error naming the allowed ones."""
+    new = with_overrides(run.config, overrides)
+    before, after = run.config.model_dump(), new.model_dump()
+    for section, fields in after.items():
+        for name, value in fields.items() if isinstance(fields, dict) else [(None, fields)]:
+            old = before[section][name] if name is not None else before[section]
+            key = f"{section}.{name}" if name is not None else section
+            if value != old and (section != "stimulus" or name not in EVALUABLE_STIMULUS):
+                raise SpikelocError(f"evaluate --set {key}: a trained network is evaluated with the config "
+                                    "it was trained with, except the stimulus fields "
+                                    f"{', '.join('stimulus.' + k for k in EVALUABLE_STIMULUS)}")
+    return new.stimulus
+
+
+def evaluate_fresh(run: Run, samples: int, seed: int, stimulus: StimulusConfig | None = None,
+                   ideal_observer: bool = False) -> RunMetrics:
+    """Metrics of every model kind of ``run`` on ``samples`` fresh test samples drawn with ``seed``, from
+    ``stimulus`` (default: the run's; see :func:`evaluation_stimulus`), and of the ideal observer for that
+    stimulus on the same samples if asked."""
+    stim = stimulus or run.config.stimulus
+    test = random_ipd_input_signal(samples, stim, stage_generator(seed, "test", run.device))
+    kinds = {kind: KindMetrics(test=SplitMetrics.of(evaluate(m, test, stim)))
              for kind, m in run.models.items()}
-    return RunMetrics(kinds=kinds, chance=1 / cfg.stimulus.num_classes, test_samples=samples, test_seed=seed)
+    return RunMetrics(kinds=kinds, chance=1 / stim.num_classes, test_samples=samples, test_seed=seed,
+                      ideal_observer=_ideal_observer(run, test, stim) if ideal_observer else None)
