@@ -3,7 +3,7 @@
 Each (preset, seed) is trained as ``spikeloc train`` would, and analysed as ``spikeloc analyse`` would
 (4,096 fresh stimuli, a phase offset per sample). Prints the table of docs/analysis.md.
 
-    .venv/bin/python experiments/analysis_presets.py --out /tmp/analysis-runs         # 4 rows x 5 seeds
+    .venv/bin/python experiments/analysis_presets.py --out /tmp/analysis-runs         # 5 rows x 5 seeds
     .venv/bin/python experiments/analysis_presets.py --rows tutorial --seeds 2 --out /tmp/a
 """
 
@@ -19,8 +19,12 @@ from spikeloc import analysis
 from spikeloc.config import load_config
 from spikeloc.runs import save, train
 
+# the default preset of 0.3.0, on the tutorial's base
+OLD_DEFAULT = ["stimulus.offset=per_sample", "model.update_rule=standard", "train.epochs=20",
+               "train.fresh_data=true", "train.membrane_baseline=false"]
 ROWS = {
     "tutorial": ("tutorial", []),
+    "default of 0.3.0": ("tutorial", OLD_DEFAULT),
     "default": ("default", []),
     "best-30": ("best-30", []),
     "tutorial + Dale 0.5": ("tutorial", ["model.dale=true", "model.inhibitory_fraction=0.5"]),

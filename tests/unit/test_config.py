@@ -156,3 +156,19 @@ def test_bad_files(tmp_path):
 def test_the_config_reference_in_docs_is_current():
     committed = Path(__file__).resolve().parents[2] / "docs" / "config.md"
     assert committed.read_text() == reference(), "run: python -m spikeloc.config.markdown > docs/config.md"
+
+
+def test_a_preset_may_name_a_base_preset():
+    default, base = load_config("default"), load_config("best-30-labels")
+    assert default.model_copy(update={"description": base.description}) == base
+    assert default.description != base.description
+
+
+def test_presets_naming_each_other_in_a_circle_are_an_error(tmp_path, monkeypatch):
+    from spikeloc.config import loading
+
+    for name, other in (("a", "b"), ("b", "a")):
+        (tmp_path / f"{name}.toml").write_text(f'preset = "{other}"\n')
+    monkeypatch.setattr(loading, "PRESETS", tmp_path)
+    with pytest.raises(SpikelocError, match="presets a -> b -> a name each other in a circle"):
+        load_config("a")

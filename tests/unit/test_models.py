@@ -170,7 +170,7 @@ def test_rate_readout_is_the_mean_readout_without_leak(gen):
 
 
 def test_hidden_bias_is_a_constant_input_current(gen):
-    cfg = load_config("default", overrides=["model.hidden_bias=true"])
+    cfg = load_config("default", overrides=["model.hidden_bias=true", "model.update_rule=standard"])
     model = build_models(cfg.stimulus, cfg.model, [0])
     silent = torch.zeros(2, cfg.stimulus.steps, cfg.stimulus.inputs)
     assert model(silent).spikes.sum() == 0  # bias starts at zero: no input, no spikes
@@ -181,7 +181,7 @@ def test_hidden_bias_is_a_constant_input_current(gen):
     model.b1.data.zero_()
     model(spikes_like(cfg, 2, gen)).scores.sum().backward()
     assert model.b1.grad.abs().sum() > 0
-    plain = load_config("default")
+    plain = load_config("default", overrides=["model.hidden_bias=false"])
     assert build_models(plain.stimulus, plain.model, [0]).b1 is None
 
 

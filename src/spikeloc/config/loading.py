@@ -28,11 +28,16 @@ def preset_names() -> list[str]:
     return sorted(p.name.removesuffix(".toml") for p in PRESETS.iterdir() if p.name.endswith(".toml"))
 
 
-def _preset_dict(name: str) -> dict[str, Any]:
+def _preset_dict(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A preset's fields; one that names a base (``preset = "..."``) overrides the base's."""
     names = preset_names()
     if name not in names:
         raise SpikelocError(f"unknown preset {name!r}; allowed: {', '.join(names)}")
-    return tomllib.loads(PRESETS.joinpath(f"{name}.toml").read_text())
+    if name in seen:
+        raise SpikelocError(f"presets {' -> '.join((*seen, name))} name each other in a circle")
+    data = tomllib.loads(PRESETS.joinpath(f"{name}.toml").read_text())
+    base = data.pop("preset", None)
+    return _merge(_canonical(_preset_dict(base, (*seen, name))), _canonical(data)) if base else data
 
 
 def preset_descriptions() -> dict[str, str]:
