@@ -198,3 +198,10 @@ def test_metrics_json_round_trips():
             and metrics.kinds["membrane"].test.mae_deg.sd == 0.0)
     assert list(metrics.to_json()) == ["models", "chance", "models_trained", "test_samples", "ideal_observer",
                                        "seconds"]
+
+
+def test_hidden_unit_weights_without_phase_delays_are_drawn_by_fibre_index():
+    fig = plots.hidden_unit_weights(np.random.default_rng(0).normal(size=(10, 3)), np.zeros(5))
+    assert fig.get_supxlabel().startswith("Fibre (index in its ear")
+    line = fig.axes[0].lines[1]  # after the zero line: the left ear
+    assert list(line.get_xdata()) == [0, 1, 2, 3, 4]

@@ -72,3 +72,15 @@ def test_same_seed_same_spikes():
     a = random_ipd_input_signal(100, cfg, torch.Generator().manual_seed(5))
     b = random_ipd_input_signal(100, cfg, torch.Generator().manual_seed(5))
     assert torch.equal(a.spikes, b.spikes) and torch.equal(a.ipd, b.ipd)
+
+
+def test_fibres_without_phase_delays_share_their_ears_phase():
+    cfg = load_config("tiny", None, ["stimulus.phase_delays=false"]).stimulus
+    ipd, offset = torch.tensor([0.3, -1.0]), torch.tensor([0.1, 0.6])
+    p = spike_probability(ipd, offset, cfg)  # (n, T, I)
+    half = cfg.anf_per_ear
+    assert torch.equal(p[..., :half], p[..., :1].expand_as(p[..., :half]))  # every left fibre alike
+    assert torch.equal(p[..., half:], p[..., half:half + 1].expand_as(p[..., half:]))
+    assert not torch.equal(p[..., 0], p[..., half])  # the ears differ by the IPD
+    delayed = spike_probability(ipd, offset, load_config("tiny").stimulus)
+    assert not torch.equal(delayed[..., 0], delayed[..., 1])

@@ -82,6 +82,9 @@ class StimulusConfig(Section):
     ipd_max_deg: float = field(90.0, "largest interaural phase difference", "deg", ge=-180, le=180)
     max_phase_delay_deg: float = field(
         90.0, "fibre i's phase delay is linspace(0, this)", "deg", ge=0, le=360)
+    phase_delays: bool = field(
+        True, "false: every fibre of an ear has phase delay 0, whatever max_phase_delay_deg says (the inputs "
+        "of the community's learnable-delay notebook, where the network must find the delays itself)")
     num_classes: int = field(12, "IPD classes (bins of equal width)", "classes", ge=2)
     offset: Literal["per_dataset", "per_sample"] = field(
         "per_dataset", "phase offset: one per generated set (notebook) or one per sample")

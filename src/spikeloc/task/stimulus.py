@@ -39,8 +39,10 @@ class Dataset:
 
 
 def phase_delays(cfg: StimulusConfig, device=None) -> torch.Tensor:
-    """Phase delay of each fibre of one ear (rad), ``(anf_per_ear,)``."""
-    return torch.linspace(0, math.radians(cfg.max_phase_delay_deg), cfg.anf_per_ear, device=device)
+    """Phase delay of each fibre of one ear (rad), ``(anf_per_ear,)``: 0 for all with ``phase_delays =
+    false``."""
+    largest = math.radians(cfg.max_phase_delay_deg) if cfg.phase_delays else 0.0
+    return torch.linspace(0, largest, cfg.anf_per_ear, device=device)
 
 
 def spike_probability(ipd: torch.Tensor, offset: torch.Tensor, cfg: StimulusConfig,

@@ -272,6 +272,7 @@ def hidden_unit_weights(W1, delays, max_units: int = 15) -> Figure:
     Units are numbered by their position in the re-ordered ``W1`` of :func:`weights`.
     """
     W1, delay_deg = _np(W1), np.degrees(_np(delays))
+    by_index = np.ptp(delay_deg) == 0  # fibres without phase delays: by their index instead
     if W1.shape[0] != 2 * len(delay_deg):
         raise ValueError(f"W1 has {W1.shape[0]} inputs but {len(delay_deg)} delays give {2 * len(delay_deg)}")
     W1 = W1[:, _hidden_order(W1)]
@@ -280,17 +281,18 @@ def hidden_unit_weights(W1, delays, max_units: int = 15) -> Figure:
     fig = Figure(figsize=(2.6 * cols + 0.8, 2.0 * rows + 1.0), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
     half = len(delay_deg)
+    x = np.arange(half) if by_index else delay_deg
     for ax, j in zip(axes.flat, units, strict=False):  # spare axes are hidden below
         ax.axhline(0, color="grey", linewidth=0.6)
-        ax.plot(delay_deg, W1[:half, j], color="tab:blue", label="Left ear")
-        ax.plot(delay_deg, W1[half:, j], color="tab:red", label="Right ear")
+        ax.plot(x, W1[:half, j], color="tab:blue", label="Left ear")
+        ax.plot(x, W1[half:, j], color="tab:red", label="Right ear")
         weak = " (weak)" if np.abs(W1[:, j]).max() < WEAK_UNIT else ""
         ax.set_title(f"Unit {j}{weak}", fontsize="medium")
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 1.5, 3, 5, 10]))
     for ax in axes.flat[len(units):]:
         ax.set_visible(False)
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper right", ncols=2)
-    fig.supxlabel("Fibre phase delay (deg)")
+    fig.supxlabel("Fibre (index in its ear; no phase delays)" if by_index else "Fibre phase delay (deg)")
     fig.supylabel("$W_1$ weight")
     fig.suptitle("Individual $W_1$ weights of hidden units (re-ordered numbering)")
     return fig
