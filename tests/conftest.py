@@ -22,6 +22,7 @@ torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "oracles"))  # notebook_literal: the notebook's own loop, the oracle
+sys.path.insert(0, str(ROOT / "tests" / "support"))  # cli_runner: the command line as the tests call it
 DATA = ROOT / "tests" / "data"
 
 

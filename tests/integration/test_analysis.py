@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_cli
 from safetensors.torch import load_file
 
 import spikeloc
@@ -18,21 +19,12 @@ from spikeloc.analysis.units import (
     rates_hz,
     tuning_summary,
 )
-from spikeloc.cli import main
 from spikeloc.config import load_config
 from spikeloc.errors import SpikelocError
 from spikeloc.task.stimulus import random_ipd_input_signal
 
 ANALYSIS_FIGURES = {"hidden_unit_rates", "hidden_unit_tuning_curves", "preferred_IPDs", "output_class_tuning",
                     "ablation", "hidden_layer_rasters", "error_by_IPD"}
-
-
-def run_cli(*args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code or 0, out.out, out.err
 
 
 def tiny(*overrides):

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_cli
 
 import spikeloc
 from spikeloc.cli import main
@@ -21,14 +22,6 @@ FIGURES = {"stimulus_examples", "training_loss", "weights", "hidden_unit_weights
            "spiking_model_train_set", "spiking_model_test_set", "membrane_model_train_set",
            "membrane_model_test_set"}
 COMMANDS = ["train", "evaluate", "report", "config", "presets", "bound"]
-
-
-def run_cli(*args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code or 0, out.out, out.err
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import nir
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_cli
 
 import spikeloc
-from spikeloc.cli import main
 from spikeloc.config import load_config
 from spikeloc.errors import SpikelocError
 from spikeloc.export import from_nir, to_nir, write
@@ -92,14 +92,6 @@ def test_an_approximation_records_its_measured_agreement(tmp_path):
     graph = to_nir(run, approximate=True)
     assert 0 < graph.metadata["hidden_spike_agreement"] < 1
     assert graph.metadata["approximation"] == "the immediate update rule's mapping"
-
-
-def run_cli(*args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code or 0, out.out, out.err
 
 
 def test_export_command(tmp_path, capsys):

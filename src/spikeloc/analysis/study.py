@@ -24,14 +24,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config.schema import RunConfig, StimulusConfig
 from ..errors import SpikelocError
+from ..evaluation.metrics import bin_probabilities
 from ..runs.files import ANALYSIS as FOLDER
 from ..runs.files import write_atomic, write_json
 from ..runs.pipeline import stage_generator
 from ..runs.run import Run
-from ..task.bins import outcome
+from ..task.bins import class_probabilities, outcome
 from ..task.stimulus import random_ipd_input_signal
 from .units import (
+    CHUNK,
     SILENT_HZ,
     ablation_orders,
     accuracy_without,
@@ -72,6 +75,11 @@ class Analysis:
     silent_hz: float = SILENT_HZ
 
     @property
+    def single_unit_effect(self) -> np.ndarray:
+        """``(H,)`` the accuracy each unit's removal alone costs (a fraction; negative where it helps)."""
+        return self.accuracy - self.single_unit_accuracy
+
+    @property
     def silent(self) -> np.ndarray:
         """``(H,)`` True for the units firing below ``silent_hz``."""
         return self.rate_hz < self.silent_hz
@@ -106,16 +114,21 @@ class Analysis:
         return cls(**out)
 
 
+def analysis_stimulus(cfg: RunConfig) -> StimulusConfig:
+    """The stimulus the analysis draws from: the run's, with a phase offset per sample."""
+    return cfg.stimulus.model_copy(update={"offset": "per_sample"})
+
+
 @torch.no_grad()
 def analyse(run: Run, samples: int = 4096, model: int = 0) -> Analysis:
     """Analyse the hidden units of model ``model`` of ``run`` on ``samples`` fresh stimuli."""
     network = run.member(model).models["spiking"]
-    stim = run.config.stimulus.model_copy(update={"offset": "per_sample"})
+    stim = analysis_stimulus(run.config)
     data = random_ipd_input_signal(samples, stim, stage_generator(run.config.seed, "analysis", run.device))
     ipd_deg = np.degrees(data.ipd.double().cpu().numpy())
     hidden, scores = [], []
-    for start in range(0, samples, 256):
-        out = network(data.spikes[start:start + 256])
+    for start in range(0, samples, CHUNK):
+        out = network(data.spikes[start:start + CHUNK])
         hidden.append(out.spikes[0].bool())
         scores.append(out.scores[0])
     hidden = torch.cat(hidden)  # (n, T, H) bool: 1 byte a spike
@@ -128,7 +141,7 @@ def analyse(run: Run, samples: int = 4096, model: int = 0) -> Analysis:
     edges = np.linspace(stim.ipd_min_deg, stim.ipd_max_deg, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     hidden_tuning = binned_mean(per_sample_hz, ipd_deg, edges)
-    class_probs = probs.unflatten(-1, (stim.num_classes, -1)).sum(-1).double().cpu().numpy()  # (n, classes)
+    class_probs = class_probabilities(probs, stim.num_classes).double().cpu().numpy()  # (n, classes)
     # only active units have a tuning: a silent unit's handful of spikes would give it a random one
     summary = tuning_summary(hidden_tuning, centres)
     preferred, least, width = (np.where(rate < SILENT_HZ, np.nan, v) for v in summary)
@@ -159,8 +172,7 @@ def _without_inhibition(network, data, stim) -> float:
     excitatory = network.member(0)
     excitatory.W1.data[:, excitatory.sign_in[0] < 0] = 0
     excitatory.W2.data[:, excitatory.sign_hidden[0] < 0] = 0
-    probs = torch.cat([excitatory(data.spikes[i:i + 256]).scores[0] for i in range(0, len(data), 256)])
-    return float(outcome(probs.log_softmax(-1).exp(), data.ipd, stim).correct.mean())
+    return float(outcome(bin_probabilities(excitatory, data.spikes)[0], data.ipd, stim).correct.mean())
 
 
 def _csv(header: list[str], rows) -> bytes:

@@ -15,7 +15,7 @@ import torch
 from ..config.schema import StimulusConfig
 from ..models.network import SpikingNetwork
 from ..models.readout import LINEAR_READOUTS
-from ..task.bins import class_probabilities, discretise, log_probs
+from ..task.bins import discretise, most_probable_class
 
 SILENT_HZ = 1.0  # a unit firing less than this (mean over the stimuli) counts as silent
 CHUNK = 256  # samples per pass through the readout
@@ -54,8 +54,7 @@ def tuning_summary(curves: np.ndarray, centres_deg: np.ndarray) -> tuple[np.ndar
 
 def correct(scores: torch.Tensor, true_class: torch.Tensor, num_classes: int) -> torch.Tensor:
     """1 where the scores ``(..., B, bins)`` pick the true class ``(B,)``, else 0, ``(..., B)``."""
-    estimate = class_probabilities(log_probs(scores).exp(), num_classes).argmax(-1)
-    return (estimate == true_class).double()
+    return (most_probable_class(scores, num_classes) == true_class).double()
 
 
 def removed_counts(units: int, silent: int, points: int = 33) -> np.ndarray:

@@ -74,9 +74,9 @@ def _kind_metrics(results: dict[str, list[ModelResult]]) -> KindMetrics:
     return KindMetrics(**{split: SplitMetrics.of(r) for split, r in results.items()})
 
 
-def _trained_model(kind: str, cfg: RunConfig, data: dict[str, Dataset], progress: bool, ckpt: Checkpoint,
-                   checkpoints: Checkpoints | None, log: Callable[[str], None] | None
-                   ) -> tuple[StackedModel, list[Epoch]]:
+def _trained_model(kind: str, cfg: RunConfig, data: dict[str, Dataset], validation: Dataset | None,
+                   progress: bool, ckpt: Checkpoint, checkpoints: Checkpoints | None,
+                   log: Callable[[str], None] | None) -> tuple[StackedModel, list[Epoch]]:
     """Model ``kind`` trained: taken from the checkpoint when it is done there, else trained (from where the
     checkpoint left it), writing a checkpoint after every epoch."""
     device = torch.device(cfg.device)
@@ -97,8 +97,7 @@ def _trained_model(kind: str, cfg: RunConfig, data: dict[str, Dataset], progress
 
     history = fit(model, cfg, data["train"], stage_generator(cfg.seed, f"fit-{kind}", device),
                   progress=progress, label=kind, resume=resume,
-                  on_epoch=on_epoch if checkpoints is not None else None, log=log,
-                  validation=validation_set(cfg, device))
+                  on_epoch=on_epoch if checkpoints is not None else None, log=log, validation=validation)
     ckpt.finished[kind], ckpt.kind, ckpt.fit = (model.state_dict(), history), None, None
     if checkpoints is not None:
         checkpoints.save(ckpt)
@@ -154,9 +153,11 @@ def _train(cfg: RunConfig, device: torch.device, progress: bool, checkpoints: Ch
         raise SpikelocError("config.toml is not the config this run's checkpoint was trained with (it was "
                             "edited?); restore it, or start a new run with the new config")
     run = Run(config=cfg, models={})
+    validation = validation_set(cfg, device)  # one for every model kind
     for kind in MODEL_KINDS if cfg.train.membrane_baseline else ["spiking"]:
         t0 = time.perf_counter()
-        model, run.history[kind] = _trained_model(kind, cfg, data, progress, ckpt, checkpoints, log)
+        model, run.history[kind] = _trained_model(kind, cfg, data, validation, progress, ckpt, checkpoints,
+                                                  log)
         run.models[kind] = model.eval()
         seconds[f"train_{kind}"] = time.perf_counter() - t0
     run.metrics = evaluate_run(run, data, seconds)

@@ -51,6 +51,11 @@ def class_probabilities(bin_probs: torch.Tensor, num_classes: int) -> torch.Tens
     return bin_probs.unflatten(-1, (num_classes, -1)).sum(-1)  # (..., classes, bins per class) summed
 
 
+def most_probable_class(scores: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The class ``(...)`` whose fine bins hold the most posterior probability, for scores ``(..., bins)``."""
+    return class_probabilities(log_probs(scores).exp(), num_classes).argmax(-1)
+
+
 def posterior_median(bin_probs: torch.Tensor, cfg: StimulusConfig) -> torch.Tensor:
     """Median IPD (rad) of a posterior that is uniform within each of its equal bins, ``(...)`` for
     ``(..., bins)``.

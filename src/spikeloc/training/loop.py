@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..config.schema import RunConfig, StimulusConfig, TrainConfig
 from ..errors import TrainingDiverged
 from ..models.protocol import Model
-from ..task.bins import class_probabilities, discretise, log_probs
+from ..task.bins import discretise, most_probable_class
 from ..task.stimulus import Dataset, random_ipd_input_signal
 
 
@@ -127,7 +127,7 @@ def validation_accuracy(model: Model, data: Dataset, stim: StimulusConfig, batch
     correct = 0
     for start in range(0, len(data), batch_size):
         scores = model(data.spikes[start:start + batch_size]).scores  # (K, B, bins)
-        estimate = class_probabilities(log_probs(scores).exp(), stim.num_classes).argmax(-1)
+        estimate = most_probable_class(scores, stim.num_classes)
         true_class = discretise(data.ipd[start:start + batch_size], stim).to(estimate.device)
         correct = correct + (estimate == true_class).sum(-1).double()
     return tuple((correct / len(data)).tolist())

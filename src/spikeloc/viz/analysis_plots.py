@@ -146,7 +146,7 @@ def ablation(a: Analysis, chance: float) -> Figure:
              title=f"Ablation (dotted: the {silent} silent units)")
     left.legend(fontsize=8)
     colours = np.where(a.sign < 0, INHIBITORY, EXCITATORY) if a.dale else OKABE_ITO["blue"]
-    right.scatter(a.rate_hz, 100 * (a.accuracy - a.single_unit_accuracy), c=colours, s=14)
+    right.scatter(a.rate_hz, 100 * a.single_unit_effect, c=colours, s=14)
     right.axhline(0, color="0.5", linewidth=0.8)
     right.set(xlabel="Mean firing rate of the unit (Hz)", ylabel="Accuracy lost without it (points)",
               title="Single-unit ablation" + (" (red: excitatory, blue: inhibitory)" if a.dale else ""))

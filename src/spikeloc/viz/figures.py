@@ -23,7 +23,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from ..analysis.study import FOLDER as ANALYSIS_FOLDER
-from ..analysis.study import Analysis
+from ..analysis.study import Analysis, analysis_stimulus
 from ..errors import SpikelocError
 from ..runs.files import write_atomic
 from ..runs.pipeline import datasets, evaluate_splits, stage_generator
@@ -53,9 +53,8 @@ class FigureSpec:
 def analysis_specs(run: Run, analysis: Analysis) -> dict[str, FigureSpec]:
     """The figures of a hidden-unit analysis of ``run`` by name, not yet drawn."""
     cfg, a = run.config, analysis
-    stim = cfg.stimulus.model_copy(update={"offset": "per_sample"})  # as the analysis's stimuli
-    examples = random_ipd_input_signal(RASTER_EXAMPLES, stim, stage_generator(cfg.seed, "analysis examples",
-                                                                               run.device))
+    examples = random_ipd_input_signal(RASTER_EXAMPLES, analysis_stimulus(cfg),
+                                       stage_generator(cfg.seed, "analysis examples", run.device))
     hidden = run.hidden_spikes(examples.spikes, a.model)
     return {
         "hidden unit rates": FigureSpec(analysis_plots.unit_rates, (a,)),

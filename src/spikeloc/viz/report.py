@@ -172,7 +172,7 @@ def _description(config: RunConfig) -> str:
 def _analysis_table(a: Analysis, hidden: int) -> str:
     """The analysis in numbers: silent units, accuracy and what the ablations did."""
     active = ~a.silent
-    drop = a.accuracy - a.single_unit_accuracy
+    drop = a.single_unit_effect
     rows = [("analysis stimuli", f"{a.samples:,} fresh, a phase offset per sample (model {a.model})"),
             ("accuracy on them", f"{100 * a.accuracy:.1f} %"),
             (f"silent units (< {a.silent_hz:g} Hz)", f"{int(a.silent.sum())} of {hidden}"),

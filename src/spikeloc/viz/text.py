@@ -47,7 +47,7 @@ def bound_summary(result: dict) -> str:
 def analysis_summary(a: Analysis) -> str:
     """Two lines: silent units, accuracy and the ablations' headline (and, with Dale's law, inhibition)."""
     silent, units = int(a.silent.sum()), len(a.rate_hz)
-    drop = a.accuracy - a.single_unit_accuracy
+    drop = a.single_unit_effect
     without = f", {100 * a.without_silent():.1f} % without the silent units" if silent else ""
     lines = [f"model {a.model}: {silent} of {units} hidden units silent (< {a.silent_hz:g} Hz); accuracy "
              f"{100 * a.accuracy:.1f} % on {a.samples:,} fresh stimuli{without}",
