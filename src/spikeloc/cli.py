@@ -171,7 +171,7 @@ def report(run_dir, threads):
     with runs.locked(run_dir), runs.using_threads(threads):
         runs.remove_temporaries(run_dir)  # of an earlier report that was killed
         if run.metrics is None:
-            run.metrics = runs.evaluate_run(run, runs.datasets(run.config, run.device))
+            run.metrics = runs.evaluate_run(run, runs.member_datasets(run.config, run.device))
             runs.write_metrics(run)
             click.echo("note: metrics.json recomputed from the weights (the stages' timings are lost)",
                        err=True)

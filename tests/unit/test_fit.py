@@ -16,11 +16,16 @@ def small_config(*overrides):
                                           "stimulus.anf_per_ear=30", "model.hidden=16", *overrides])
 
 
+def member_data(cfg, seeds, data_seed=0):
+    """Each model's own training set and shuffle generator, from its seed (as the pipeline's)."""
+    sets = [random_ipd_input_signal(cfg.train.batch_size * cfg.train.train_batches, cfg.stimulus,
+                                    torch.Generator().manual_seed(data_seed + 100 * s)) for s in seeds]
+    return sets, [torch.Generator().manual_seed(data_seed + 100 * s + 1) for s in seeds]
+
+
 def train_once(cfg, seeds, data_seed=0, model=None):
-    data = random_ipd_input_signal(cfg.train.batch_size * cfg.train.train_batches, cfg.stimulus,
-                                   torch.Generator().manual_seed(data_seed))
     model = model or build_models(cfg.stimulus, cfg.model, seeds)
-    history = fit(model, cfg, data, torch.Generator().manual_seed(data_seed + 1), progress=False)
+    history = fit(model, cfg, *member_data(cfg, seeds, data_seed), progress=False)
     return model, history
 
 
@@ -157,17 +162,17 @@ def test_a_fit_resumed_from_any_epoch_ends_as_the_uninterrupted_one():
 
     cfg = small_config("train.epochs=4", "train.readout_only_epochs=2", "train.lr_schedule=cosine",
                        "train.fresh_data=true", "model.learn_tau=true", "model.hidden_bias=true")
-    data = random_ipd_input_signal(cfg.train.batch_size * cfg.train.train_batches, cfg.stimulus,
-                                   torch.Generator().manual_seed(0))
     states = []
     whole = build_models(cfg.stimulus, cfg.model, [3, 4])
-    history = fit(whole, cfg, data, torch.Generator().manual_seed(1), progress=False,
+    history = fit(whole, cfg, *member_data(cfg, [3, 4]), progress=False,
                   on_epoch=lambda state: states.append(
                       from_bytes(to_bytes(Checkpoint(kind="spiking", fit=state)))))
     assert [s.fit.epoch for s in states] == [1, 2, 3, 4]
     for saved in states[:-1]:
         resumed = build_models(cfg.stimulus, cfg.model, [0, 0])  # other weights: the checkpoint's must win
-        again = fit(resumed, cfg, data, torch.Generator().manual_seed(99), progress=False, resume=saved.fit)
+        sets, _ = member_data(cfg, [3, 4])  # the generators' states come from the checkpoint
+        others = [torch.Generator().manual_seed(99) for _ in range(2)]
+        again = fit(resumed, cfg, sets, others, progress=False, resume=saved.fit)
         for name, t in whole.state_dict().items():
             assert torch.equal(resumed.state_dict()[name], t), (saved.fit.epoch, name)
         assert [(e.epoch, e.loss_per_model, e.lr) for e in again] == [(e.epoch, e.loss_per_model, e.lr)
@@ -192,13 +197,11 @@ def test_validation_accuracy_is_each_models_accuracy_after_its_epoch():
     from spikeloc.evaluation import evaluate
 
     cfg = small_config("train.epochs=3", "train.lr=0.02")
-    validation = validation_data(cfg)
+    validation = [validation_data(cfg, seed) for seed in (7, 8)]  # each model's own
     model = build_models(cfg.stimulus, cfg.model, [0, 1])
-    data = random_ipd_input_signal(cfg.train.batch_size * cfg.train.train_batches, cfg.stimulus,
-                                   torch.Generator().manual_seed(0))
-    history = fit(model, cfg, data, torch.Generator().manual_seed(1), progress=False, validation=validation)
+    history = fit(model, cfg, *member_data(cfg, [0, 1]), progress=False, validation=validation)
     assert all(len(e.validation_accuracy) == 2 for e in history)
-    expected = tuple(r.accuracy for r in evaluate(model, validation, cfg.stimulus))
+    expected = tuple(evaluate(model, v, cfg.stimulus)[k].accuracy for k, v in enumerate(validation))
     assert history[-1].validation_accuracy == pytest.approx(expected, abs=1e-12)
     assert history[-1].validation_mean == pytest.approx(sum(expected) / 2)
 
@@ -210,19 +213,17 @@ def test_early_stopping_ends_a_stalled_fit_and_a_resumed_one_alike():
 
     cfg = small_config("train.epochs=10", "train.lr=1e-12", "train.validation_batches=4",
                        "train.early_stopping_patience=2")
-    data = random_ipd_input_signal(cfg.train.batch_size * cfg.train.train_batches, cfg.stimulus,
-                                   torch.Generator().manual_seed(0))
     states, lines = [], []
     model = build_models(cfg.stimulus, cfg.model, [0])
-    history = fit(model, cfg, data, torch.Generator().manual_seed(1), progress=False, log=lines.append,
-                  validation=validation_data(cfg), on_epoch=lambda s: states.append(
+    history = fit(model, cfg, *member_data(cfg, [0]), progress=False, log=lines.append,
+                  validation=[validation_data(cfg)], on_epoch=lambda s: states.append(
                       from_bytes(to_bytes(Checkpoint(kind="spiking", fit=s)))))
     assert [e.epoch for e in history] == [1, 2, 3]
     assert "stopped early after epoch 3: no better validation accuracy for 2 epochs" in lines[-1]
     assert "validation " in lines[0]
     resumed = build_models(cfg.stimulus, cfg.model, [0])
-    again = fit(resumed, cfg, data, torch.Generator().manual_seed(1), progress=False,
-                validation=validation_data(cfg), resume=states[-1].fit)
+    again = fit(resumed, cfg, *member_data(cfg, [0]), progress=False,
+                validation=[validation_data(cfg)], resume=states[-1].fit)
     assert again == history  # the decision is read from the history: nothing more is trained
 
 

@@ -121,11 +121,11 @@ def test_every_accepted_small_config_builds_and_trains_a_step(fields):
     except SpikelocError as e:
         assert one_line(e), str(e)
         return
-    g = torch.Generator().manual_seed(0)
     model = build_models(cfg.stimulus, cfg.model, list(range(cfg.train.models)))
-    data = random_ipd_input_signal(cfg.train.batch_size, cfg.stimulus, g)
+    generators = [torch.Generator().manual_seed(k) for k in range(cfg.train.models)]
+    sets = [random_ipd_input_signal(cfg.train.batch_size, cfg.stimulus, g) for g in generators]
     try:
-        history = fit(model, cfg, data, g, progress=False)
+        history = fit(model, cfg, sets, generators, progress=False)
     except TrainingDiverged as e:  # a config may be too wild to train: it says so, it does not go on
         assert one_line(e)
         return

@@ -75,13 +75,13 @@ def test_create_writes_status_and_config_with_mode_0644(tmp_path):
 
 def test_checkpoint_round_trip_and_damage(tmp_path):
     state = FitState(3, {"W": torch.arange(4.0)}, {"state": {}, "param_groups": [{"lr": 0.1, "params": [0]}]},
-                     None, torch.Generator().get_state(), [Epoch(1, 0.5, (0.4, 0.6), 0.1, 1.0)])
+                     None, (torch.Generator().get_state(),), [Epoch(1, 0.5, (0.4, 0.6), 0.1, 1.0)])
     ckpt = Checkpoint({"membrane": ({"W": torch.ones(2)}, [Epoch(1, 1.0, (1.0,), 0.1, 2.0)])}, "spiking",
                       state)
     back = from_bytes(to_bytes(ckpt))
     assert back.kind == "spiking" and back.fit.epoch == 3 and back.fit.history == state.history
     assert (torch.equal(back.fit.model["W"], state.model["W"])
-            and torch.equal(back.fit.generator, state.generator))
+            and torch.equal(back.fit.generators[0], state.generators[0]))
     assert back.finished["membrane"][1] == ckpt.finished["membrane"][1]
     store = Checkpoints(tmp_path / "checkpoint.pt")
     assert store.load() is None

@@ -52,7 +52,7 @@ def test_observer_target_trains_each_step_towards_the_observer():
     assert cfg.train.target == "observer"
     data = random_ipd_input_signal(256, cfg.stimulus, torch.Generator().manual_seed(0))
     model = build_models(cfg.stimulus, cfg.model, [0])
-    history = fit(model, cfg, data, torch.Generator().manual_seed(1), progress=False)
+    history = fit(model, cfg, [data], [torch.Generator().manual_seed(1)], progress=False)
     assert history[-1].loss < history[0].loss - 0.05  # a KL per step, not a label NLL
     test = random_ipd_input_signal(512, cfg.stimulus, torch.Generator().manual_seed(2))
     with torch.no_grad():

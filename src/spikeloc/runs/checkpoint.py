@@ -1,8 +1,8 @@
 """A run's checkpoint: where training stands, written at the end of every epoch.
 
 It holds the models already trained (weights and history), and for the one in training its
-:class:`~spikeloc.training.loop.FitState`: weights, optimizer and schedule state, the generator's
-state, the epoch and the history. ``spikeloc train --resume`` starts from it and ends with the same
+:class:`~spikeloc.training.loop.FitState`: weights, optimizer and schedule state, each model's
+generator state, the epoch and the history. ``spikeloc train --resume`` starts from it and ends with the same
 weights and metrics as a run that was never interrupted. The file is a ``torch.save`` of tensors,
 numbers and lists only, read back with ``weights_only=True`` (no code is executed on load).
 """
@@ -52,7 +52,8 @@ def to_bytes(ckpt: Checkpoint) -> bytes:
     if ckpt.fit is not None:
         f = ckpt.fit
         data["current"] = {"kind": ckpt.kind, "epoch": f.epoch, "model": f.model, "optimizer": f.optimizer,
-                           "schedule": f.schedule, "generator": f.generator, "history": _history(f.history)}
+                           "schedule": f.schedule, "generators": list(f.generators),
+                           "history": _history(f.history)}
     buffer = io.BytesIO()
     torch.save(data, buffer)
     return buffer.getvalue()
@@ -71,7 +72,8 @@ def from_bytes(blob: bytes) -> Checkpoint:
         if current is None:
             return Checkpoint(finished, config=config)
         fit = FitState(current["epoch"], current["model"], current["optimizer"], current["schedule"],
-                       current["generator"], _epochs(current["history"]))
+                       tuple(current.get("generators") or [current["generator"]]),  # 0.4.0: one
+                       _epochs(current["history"]))
         return Checkpoint(finished, current["kind"], fit, config)
     except ValueError:
         raise

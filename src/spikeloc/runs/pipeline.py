@@ -3,8 +3,10 @@ the ideal observer beside them.
 
 Randomness: every stage draws from its own generator, seeded from ``(seed, stage name)``, so the
 test set of a run can be drawn again exactly (``spikeloc report``) whatever was trained before, and
-adding a stage never changes another stage's numbers. Model k of a stack is initialised from
-``seed + k``; the K models share the data stream.
+adding a stage never changes another stage's numbers. Model k of a stack (``train.models = K``) is the run
+of seed ``seed + k``: its own initialisation, training and test sets, shuffles and validation set, so it
+trains as ``spikeloc train --seed seed+k`` would (bit for bit at the same thread count; the ideal
+observer is scored on model 0's test set).
 """
 
 from __future__ import annotations
@@ -41,32 +43,47 @@ def stage_generator(seed: int, stage: str, device: torch.device) -> torch.Genera
     return torch.Generator(device=device).manual_seed(mixed)
 
 
-def datasets(cfg: RunConfig, device: torch.device) -> dict[str, Dataset]:
-    """The run's training set (epoch 1's, with ``fresh_data``) and test set, drawn again identically on
-    demand."""
-    tc = cfg.train
-    return {split: random_ipd_input_signal(tc.batch_size * batches, cfg.stimulus,
-                                           stage_generator(cfg.seed, split, device))
-            for split, batches in (("train", tc.train_batches), ("test", tc.test_batches))}
-
-
-def validation_set(cfg: RunConfig, device: torch.device) -> Dataset | None:
-    """The held-out stimuli of ``train.validation_batches`` (stage ``validation``), None without."""
-    tc = cfg.train
-    if not tc.validation_batches:
-        return None
-    return random_ipd_input_signal(tc.batch_size * tc.validation_batches, cfg.stimulus,
-                                   stage_generator(cfg.seed, "validation", device))
-
-
-def init_seeds(cfg: RunConfig) -> list[int]:
-    """Model k of a stack is initialised from seed + k."""
+def member_seeds(cfg: RunConfig) -> list[int]:
+    """Model k of a stack is the run of seed + k."""
     return [cfg.seed + k for k in range(cfg.train.models)]
 
 
-def evaluate_splits(run: Run, data: dict[str, Dataset]) -> dict[str, dict[str, list[ModelResult]]]:
-    """Per-model results (with confusion matrices and estimates) of every model kind on every set."""
-    return {kind: {split: evaluate(m, d, run.config.stimulus) for split, d in data.items()}
+def datasets(cfg: RunConfig, device: torch.device, seed: int | None = None) -> dict[str, Dataset]:
+    """The training set (epoch 1's, with ``fresh_data``) and test set of the run with ``seed`` (default:
+    ``cfg.seed``), drawn again identically on demand."""
+    tc, seed = cfg.train, cfg.seed if seed is None else seed
+    return {split: random_ipd_input_signal(tc.batch_size * batches, cfg.stimulus,
+                                           stage_generator(seed, split, device))
+            for split, batches in (("train", tc.train_batches), ("test", tc.test_batches))}
+
+
+def member_datasets(cfg: RunConfig, device: torch.device) -> dict[str, list[Dataset]]:
+    """Each model's own sets of :func:`datasets`: ``{"train": [K sets], "test": [K sets]}``."""
+    sets = [datasets(cfg, device, seed) for seed in member_seeds(cfg)]
+    return {split: [s[split] for s in sets] for split in ("train", "test")}
+
+
+def validation_sets(cfg: RunConfig, device: torch.device) -> list[Dataset] | None:
+    """Each model's held-out stimuli of ``train.validation_batches`` (stage ``validation``), None without."""
+    tc = cfg.train
+    if not tc.validation_batches:
+        return None
+    return [random_ipd_input_signal(tc.batch_size * tc.validation_batches, cfg.stimulus,
+                                    stage_generator(seed, "validation", device))
+            for seed in member_seeds(cfg)]
+
+
+def evaluate_members(model: StackedModel, sets: list[Dataset], stim: StimulusConfig) -> list[ModelResult]:
+    """Model k's result on its own set ``sets[k]``."""
+    if len(sets) == 1:
+        return evaluate(model, sets[0], stim)
+    return [evaluate(model.member(k), d, stim)[0] for k, d in enumerate(sets)]
+
+
+def evaluate_splits(run: Run, data: dict[str, list[Dataset]]) -> dict[str, dict[str, list[ModelResult]]]:
+    """Per-model results (with confusion matrices and estimates) of every model kind on every set, each
+    model on its own (:func:`member_datasets`)."""
+    return {kind: {split: evaluate_members(m, sets, run.config.stimulus) for split, sets in data.items()}
             for kind, m in run.models.items()}
 
 
@@ -74,8 +91,9 @@ def _kind_metrics(results: dict[str, list[ModelResult]]) -> KindMetrics:
     return KindMetrics(**{split: SplitMetrics.of(r) for split, r in results.items()})
 
 
-def _trained_model(kind: str, cfg: RunConfig, data: dict[str, Dataset], validation: Dataset | None,
-                   progress: bool, ckpt: Checkpoint, checkpoints: Checkpoints | None,
+def _trained_model(kind: str, cfg: RunConfig, data: dict[str, list[Dataset]],
+                   validation: list[Dataset] | None, progress: bool, ckpt: Checkpoint,
+                   checkpoints: Checkpoints | None,
                    log: Callable[[str], None] | None) -> tuple[StackedModel, list[Epoch]]:
     """Model ``kind`` trained: taken from the checkpoint when it is done there, else trained (from where the
     checkpoint left it), writing a checkpoint after every epoch."""
@@ -89,13 +107,14 @@ def _trained_model(kind: str, cfg: RunConfig, data: dict[str, Dataset], validati
     if resume is not None:  # its weights come from the checkpoint: no need to draw or calibrate them
         model = construct(kind, cfg.stimulus, cfg.model, cfg.train.models, device)
     else:
-        model = build_models(cfg.stimulus, cfg.model, init_seeds(cfg), device, kind)
+        model = build_models(cfg.stimulus, cfg.model, member_seeds(cfg), device, kind)
 
     def on_epoch(state: FitState) -> None:
         ckpt.kind, ckpt.fit = kind, state
         checkpoints.save(ckpt)
 
-    history = fit(model, cfg, data["train"], stage_generator(cfg.seed, f"fit-{kind}", device),
+    generators = [stage_generator(seed, f"fit-{kind}", device) for seed in member_seeds(cfg)]
+    history = fit(model, cfg, data["train"], generators,
                   progress=progress, label=kind, resume=resume,
                   on_epoch=on_epoch if checkpoints is not None else None, log=log, validation=validation)
     ckpt.finished[kind], ckpt.kind, ckpt.fit = (model.state_dict(), history), None, None
@@ -145,7 +164,7 @@ def _train(cfg: RunConfig, device: torch.device, progress: bool, checkpoints: Ch
     # a thread prepares training while the data are drawn (torch's kernels run without the GIL)
     preparation = threading.Thread(target=_prepare_training, args=(device, cfg.model), daemon=True)
     preparation.start()
-    data = datasets(cfg, device)
+    data = member_datasets(cfg, device)
     preparation.join()  # before training imports anything: no module is imported by two threads at once
     seconds = {"data": time.perf_counter() - t0}
     ckpt = (checkpoints.load() if checkpoints is not None else None) or Checkpoint(config=cfg.to_toml())
@@ -153,7 +172,7 @@ def _train(cfg: RunConfig, device: torch.device, progress: bool, checkpoints: Ch
         raise SpikelocError("config.toml is not the config this run's checkpoint was trained with (it was "
                             "edited?); restore it, or start a new run with the new config")
     run = Run(config=cfg, models={})
-    validation = validation_set(cfg, device)  # one for every model kind
+    validation = validation_sets(cfg, device)  # the same for every model kind
     for kind in MODEL_KINDS if cfg.train.membrane_baseline else ["spiking"]:
         t0 = time.perf_counter()
         model, run.history[kind] = _trained_model(kind, cfg, data, validation, progress, ckpt, checkpoints,
@@ -163,13 +182,15 @@ def _train(cfg: RunConfig, device: torch.device, progress: bool, checkpoints: Ch
     run.metrics = evaluate_run(run, data, seconds)
     if log is not None:
         done = run.metrics.seconds
-        log(f"evaluated on {len(data['test']):,} test samples: {done['evaluate']:.1f} s"
+        log(f"evaluated on {len(data['test'][0]):,} test samples: {done['evaluate']:.1f} s"
             + (f"; ideal observer: {done['ideal_observer']:.1f} s" if "ideal_observer" in done else ""))
     return run
 
 
-def evaluate_run(run: Run, data: dict[str, Dataset], seconds: dict[str, float] | None = None) -> RunMetrics:
-    """The metrics of a run on its own sets ``data``, the ideal observer's beside them; fills ``run.results``.
+def evaluate_run(run: Run, data: dict[str, list[Dataset]],
+                 seconds: dict[str, float] | None = None) -> RunMetrics:
+    """The metrics of a run on its own sets ``data`` (:func:`member_datasets`), the ideal observer's on model
+    0's test set beside them; fills ``run.results``.
     ``seconds`` (the stages' times so far) gains the evaluation's."""
     cfg, seconds = run.config, seconds if seconds is not None else {}
     t0 = time.perf_counter()
@@ -178,11 +199,11 @@ def evaluate_run(run: Run, data: dict[str, Dataset], seconds: dict[str, float] |
     ideal = None
     if cfg.eval.ideal_observer:
         t0 = time.perf_counter()
-        ideal = _ideal_observer(run, data["test"], cfg.stimulus)
+        ideal = _ideal_observer(run, data["test"][0], cfg.stimulus)
         seconds["ideal_observer"] = time.perf_counter() - t0
     return RunMetrics(kinds={kind: _kind_metrics(r) for kind, r in run.results.items()},
-                      chance=1 / cfg.stimulus.num_classes, test_samples=len(data["test"]),
-                      models_trained=cfg.train.models, seeds=tuple(init_seeds(cfg)), ideal_observer=ideal,
+                      chance=1 / cfg.stimulus.num_classes, test_samples=len(data["test"][0]),
+                      models_trained=cfg.train.models, seeds=tuple(member_seeds(cfg)), ideal_observer=ideal,
                       seconds=seconds)
 
 

@@ -31,10 +31,12 @@ def memory_estimate(cfg: RunConfig) -> dict[str, int]:
     s, m, t = cfg.stimulus, cfg.model, cfg.train
     T, inputs, K, B = s.steps, s.inputs, t.models, t.batch_size
     bins = s.num_classes * m.bins_per_class
-    train_set = t.batch_size * t.train_batches * T * inputs * (2 if t.fresh_data else 1)  # old and new set
-    test_set = t.batch_size * t.test_batches * T * inputs
-    # float32 input batch; per hidden unit: current, spikes, saved membrane, sigmoid, gradients (x2, safety)
-    batch = 4 * B * T * (inputs + 12 * K * m.hidden + 4 * K * bins)
+    # each model of the stack has its own sets; with fresh data the old and the new one are held at once
+    train_set = K * t.batch_size * t.train_batches * T * inputs * (2 if t.fresh_data else 1)
+    test_set = K * t.batch_size * t.test_batches * T * inputs
+    # float32 input batches (one per model); per hidden unit: current, spikes, saved membrane, sigmoid,
+    # gradients (x2, safety)
+    batch = 4 * B * T * K * (inputs + 12 * m.hidden + 4 * bins)
     out = {"training set": train_set, "test set": test_set, "one batch's activations and gradients": batch}
     if m.readout in WITH_NEURONS:
         out["the readout's time matrix"] = 3 * 4 * K * bins * T * T

@@ -56,7 +56,7 @@ class FitState:
     model: dict[str, torch.Tensor]  # the model's state_dict
     optimizer: dict  # the current stage's Adam state_dict
     schedule: dict | None  # its learning-rate schedule's state_dict
-    generator: torch.Tensor  # the shuffle (and fresh-data) generator's state
+    generators: tuple[torch.Tensor, ...]  # each model's shuffle (and fresh-data) generator state
     history: list[Epoch]
 
 
@@ -78,10 +78,8 @@ def stages(train: TrainConfig, has_hidden: bool) -> list[Stage]:
     return [Stage(1, train.epochs, True)]
 
 
-def batches(data: Dataset, batch_size: int, generator: torch.Generator | None = None
-            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(spikes as float32 ``(B, T, I)``, IPD ``(B,)``) batches; shuffled when a generator is given; a short
-    last batch is dropped."""
+def _member_batches(data: Dataset, batch_size: int, generator: torch.Generator | None
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     n = len(data)
     order = torch.randperm(n, generator=generator, device=generator.device) if generator is not None else None
     if order is None:
@@ -90,6 +88,20 @@ def batches(data: Dataset, batch_size: int, generator: torch.Generator | None = 
         idx = order[start:start + batch_size]
         # index_select, not data.spikes[idx]: the same rows, four times faster on the CPU
         yield torch.index_select(data.spikes, 0, idx).float(), torch.index_select(data.ipd, 0, idx)
+
+
+def batches(sets: list[Dataset], batch_size: int, generators: list[torch.Generator] | None = None
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of the K models' own sets, model k's shuffled with ``generators[k]`` when they are given:
+    spikes as float32 ``(B, T, I)`` and IPDs ``(B,)`` for one model, ``(K, B, T, I)`` and ``(K, B)`` for K; a
+    short last batch is dropped. Each model sees the batches it would see alone."""
+    generators = generators if generators is not None else [None] * len(sets)
+    streams = [_member_batches(d, batch_size, g) for d, g in zip(sets, generators, strict=True)]
+    for parts in zip(*streams, strict=True):
+        if len(parts) == 1:
+            yield parts[0]
+        else:
+            yield torch.stack([x for x, _ in parts]), torch.stack([ipd for _, ipd in parts])
 
 
 def optimizer(params: list[torch.nn.Parameter], train: TrainConfig, steps: int):
@@ -120,17 +132,18 @@ def epoch_line(label: str, epoch: Epoch, epochs: int, elapsed: float) -> str:
 
 
 @torch.no_grad()
-def validation_accuracy(model: Model, data: Dataset, stim: StimulusConfig, batch_size: int = 256
+def validation_accuracy(model: Model, sets: list[Dataset], stim: StimulusConfig, batch_size: int = 256
                         ) -> tuple[float, ...]:
-    """Each model's accuracy ``(K,)`` on ``data``: the most probable class (fine bins summed) is the true
-    IPD's."""
-    correct = 0
-    for start in range(0, len(data), batch_size):
-        scores = model(data.spikes[start:start + batch_size]).scores  # (K, B, bins)
-        estimate = most_probable_class(scores, stim.num_classes)
-        true_class = discretise(data.ipd[start:start + batch_size], stim).to(estimate.device)
-        correct = correct + (estimate == true_class).sum(-1).double()
-    return tuple((correct / len(data)).tolist())
+    """Each model's accuracy ``(K,)`` on its own set of ``sets``: the most probable class (fine bins summed)
+    is the true IPD's."""
+    correct, n = 0, len(sets[0])
+    for start in range(0, n, batch_size):
+        part = slice(start, start + batch_size)
+        x = sets[0].spikes[part] if len(sets) == 1 else torch.stack([d.spikes[part] for d in sets])
+        ipd = torch.stack([d.ipd[part] for d in sets])  # (K, b)
+        estimate = most_probable_class(model(x).scores, stim.num_classes)  # (K, b)
+        correct = correct + (estimate == discretise(ipd, stim).to(estimate.device)).sum(-1).double()
+    return tuple((correct / n).tolist())
 
 
 def stopped_early(history: list[Epoch], patience: int) -> bool:
@@ -142,28 +155,33 @@ def stopped_early(history: list[Epoch], patience: int) -> bool:
     return len(history) - 1 - best >= patience
 
 
-def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Generator,
+def fit(model: Model, cfg: RunConfig, train_sets: list[Dataset], generators: list[torch.Generator],
         progress: bool = True, label: str = "train", resume: FitState | None = None,
         on_epoch: Callable[[FitState], None] | None = None,
-        log: Callable[[str], None] | None = None, validation: Dataset | None = None) -> list[Epoch]:
-    """Train ``model`` in place on ``train_data``, reshuffled each epoch; returns one :class:`Epoch` per
-    epoch.
+        log: Callable[[str], None] | None = None, validation: list[Dataset] | None = None) -> list[Epoch]:
+    """Train ``model`` in place, model k of the stack on its own ``train_sets[k]`` reshuffled each epoch by
+    its own ``generators[k]``, as it would train alone; returns one :class:`Epoch` per epoch.
 
-    With ``cfg.train.fresh_data`` every epoch after the first draws a new training set of the same
-    size from ``generator``. ``resume`` continues a fit from the end of one of its epochs (the model,
+    With ``cfg.train.fresh_data`` every epoch after the first draws each model a new training set of the
+    same size from its generator. ``resume`` continues a fit from the end of one of its epochs (the model,
     optimizer, schedule and generator take the saved states); ``on_epoch`` gets the state after each.
     ``progress``: a progress bar on stderr when it is a terminal; ``log`` gets one line per epoch (written
-    above the bar, so the lines stay on screen when it ends). With ``validation`` each epoch records the
-    models' accuracy on it, and ``train.early_stopping_patience`` ends the fit once it stops improving
-    (also when resuming: the decision is taken from the history, so it is the same).
+    above the bar, so the lines stay on screen when it ends). With ``validation`` (a set per model) each
+    epoch records each model's accuracy on its set, and ``train.early_stopping_patience`` ends the fit once
+    their mean stops improving (also when resuming: the decision is taken from the history, so it is the
+    same).
     """
     tc = cfg.train
+    if not len(train_sets) == len(generators) == model.models:
+        raise ValueError(f"fit needs a training set and a generator per model: {model.models} models, "
+                         f"{len(train_sets)} sets, {len(generators)} generators")
     groups = model.parameter_groups()
-    steps_per_epoch = len(train_data) // tc.batch_size  # fresh data keeps the size
+    steps_per_epoch = len(train_sets[0]) // tc.batch_size  # fresh data keeps the size
     done, history = 0, []
     if resume is not None:
         model.load_state_dict(resume.model)
-        generator.set_state(resume.generator)
+        for g, state in zip(generators, resume.generators, strict=True):
+            g.set_state(state)
         done, history = resume.epoch, list(resume.history)
     bar = tqdm(total=tc.epochs * steps_per_epoch, initial=done * steps_per_epoch, desc=label,
                disable=not (progress and sys.stderr.isatty()), leave=False, unit="batch")
@@ -187,9 +205,10 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
                 break
             start = time.perf_counter()
             if tc.fresh_data and epoch > 1:
-                train_data = random_ipd_input_signal(len(train_data), cfg.stimulus, generator)
+                train_sets = [random_ipd_input_signal(len(d), cfg.stimulus, g)
+                              for d, g in zip(train_sets, generators, strict=True)]
             losses = []
-            for batch, (x, ipd) in enumerate(batches(train_data, tc.batch_size, generator), start=1):
+            for batch, (x, ipd) in enumerate(batches(train_sets, tc.batch_size, generators), start=1):
                 lr = adam.param_groups[0]["lr"]
                 per_model = model.loss(x, ipd, tc, train_hidden=stage.trains_hidden)  # (K,)
                 if not _finite([per_model]):
@@ -215,7 +234,7 @@ def fit(model: Model, cfg: RunConfig, train_data: Dataset, generator: torch.Gene
             if on_epoch is not None:
                 on_epoch(FitState(epoch, model.state_dict(), adam.state_dict(),
                                   schedule.state_dict() if schedule is not None else None,
-                                  generator.get_state(), list(history)))
+                                  tuple(g.get_state() for g in generators), list(history)))
             if stopped_early(history, tc.early_stopping_patience):
                 means = [row.validation_mean for row in history]
                 say(f"{label}: stopped early after epoch {epoch}: no better validation accuracy for "

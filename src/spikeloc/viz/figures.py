@@ -26,7 +26,7 @@ from ..analysis.study import FOLDER as ANALYSIS_FOLDER
 from ..analysis.study import Analysis, analysis_stimulus
 from ..errors import SpikelocError
 from ..runs.files import write_atomic
-from ..runs.pipeline import datasets, evaluate_splits, stage_generator
+from ..runs.pipeline import evaluate_splits, member_datasets, stage_generator
 from ..runs.resources import resolve_threads
 from ..runs.run import Run
 from ..task.stimulus import phase_delays, random_ipd_input_signal
@@ -77,7 +77,7 @@ def figure_specs(run: Run) -> dict[str, FigureSpec]:
     train and test sets, drawn again from its seed.
     """
     cfg = run.config
-    results = run.results or evaluate_splits(run, datasets(cfg, run.device))
+    results = run.results or evaluate_splits(run, member_datasets(cfg, run.device))
     examples = random_ipd_input_signal(cfg.plot.examples, cfg.stimulus,
                                        stage_generator(cfg.seed, "examples", run.device))
     specs = {"stimulus examples": FigureSpec(plots.stimulus_examples, (
