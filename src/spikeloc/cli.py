@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from . import analysis, config, export, observer, runs, viz
+from . import analysis, config, export, observer, runs, sweeps, viz
 from .errors import SpikelocError
 
 CONFIG_OPTIONS = [
@@ -258,6 +258,112 @@ def bound(preset, config_file, overrides, seed, device, threads, samples, as_jso
         result = observer.bound(cfg.stimulus, samples=samples, seed=cfg.seed,
                                 device=runs.resolve_device(cfg.device))
     click.echo(json.dumps(result, indent=2) if as_json else viz.bound_summary(result))
+
+
+# ---------------------------------------------------------------- sweeps
+
+@cli.group()
+def sweep():
+    """Many runs from one command: a grid of config values times seeds, with statistics (docs/sweeps.md)."""
+
+
+@sweep.command("run")
+@click.argument("sweep_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--preset", "-p", default=None, help="Base preset (without a sweep file); default: 'default'.")
+@click.option("--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="A base override for every run (repeatable; without a sweep file).")
+@click.option("--grid", "-g", multiple=True, metavar="KEY=V1,V2,...",
+              help="Swept values; several --grid give their product (without a sweep file).")
+@click.option("--zip", "zipped", multiple=True, metavar="KEY=V1,V2,...",
+              help="Lists of one length taken together (without a sweep file).")
+@click.option("--seeds", type=click.IntRange(min=1, max=1000), default=None,
+              help="Seeds 0..N-1 of every point (without a sweep file; default 1).")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The sweep's folder (default with a sweep file: runs/sweeps/NAME).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="A local process pool, or Ray tasks (pip install 'spikeloc[cluster]').")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Jobs at once (default: one per CPU, or what the Ray cluster holds).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads per job (default: CPUs // jobs).")
+@click.option("--address", default=None,
+              help="Ray cluster to join: auto or HOST:PORT (default: a local Ray).")
+@click.option("--gpus-per-job", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="GPUs each Ray job asks for; a fraction lets jobs share a GPU.")
+@click.option("--stack", type=click.IntRange(min=1), default=16,
+              show_default=True, help="At most this many seeds of a point trained at once in one job.")
+@click.option("--retry-failed", is_flag=True,
+              help="Run the failed runs again (default: only unfinished ones).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the summary: no bar, no line per run.")
+def sweep_run(sweep_file, preset, overrides, grid, zipped, seeds, out, executor, jobs, threads, address,
+              gpus_per_job, stack, retry_failed, quiet):
+    """Run a sweep into a folder: one run folder per (point, seed), a SQLite store, sweep.html.
+
+    Run it again to finish an interrupted sweep: finished runs are skipped.
+    """
+    if sweep_file is not None:
+        given = [flag for flag, value in (("--preset", preset), ("--set", overrides), ("--grid", grid),
+                                          ("--zip", zipped), ("--seeds", seeds)) if value not in (None, ())]
+        if given:
+            raise click.UsageError(f"a sweep file says what to sweep; drop {', '.join(given)}")
+        spec = sweeps.read_spec(sweep_file)
+        out = out or Path("runs") / "sweeps" / sweep_file.stem
+    else:
+        if out is None:
+            raise click.UsageError("--out DIR is needed without a sweep file")
+        spec = sweeps.spec_from_flags(preset, overrides, grid, zipped, seeds)
+    if address is not None and executor != "ray":
+        raise click.UsageError("--address is for --executor ray")
+    if gpus_per_job and executor != "ray":
+        raise click.UsageError("--gpus-per-job is for --executor ray")
+    resources = sweeps.Resources(executor, jobs, threads, gpus_per_job, address, stack)
+    counts = sweeps.run_sweep(spec, out, resources, retry_failed=retry_failed,
+                              log=None if quiet else click.echo, progress=not quiet)
+    report = viz.write_sweep_report(out)
+    store = sweeps.Store(out)
+    try:
+        click.echo(sweeps.text_table(sweeps.summarise(store.rows())))
+    finally:
+        store.close()
+    click.echo(f"{counts['finished']} of {counts['total']} runs finished, {counts['failed']} failed; "
+               f"report: {report}")
+
+
+@sweep.command("status")
+@click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"total", "finished", "running", "failed", "pending"}.')
+def sweep_status(sweep_dir, as_json):
+    """How far a sweep is: runs in all, finished, running, failed and still to do."""
+    counts = sweeps.sweep_status(sweep_dir)
+    click.echo(json.dumps(counts) if as_json else
+               ", ".join(f"{counts[k]} {k}" for k in ("total", "finished", "running", "failed", "pending")))
+
+
+@sweep.command("summary")
+@click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, one object per point.")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the summary as CSV to this file.")
+def sweep_summary(sweep_dir, as_json, csv_file):
+    """Per point: n, and mean, sd and 95 % t-interval over seeds of accuracy, MAE, continuous MAE and train
+    time."""
+    store = sweeps.Store(sweep_dir)
+    try:
+        summary = sweeps.summarise(store.rows())
+    finally:
+        store.close()
+    if csv_file is not None:
+        runs.write_atomic(csv_file, sweeps.to_csv(summary).encode())
+    click.echo(json.dumps([s.to_json() for s in summary], indent=2) if as_json
+               else sweeps.text_table(summary))
+
+
+@sweep.command("report")
+@click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
+def sweep_report(sweep_dir):
+    """Draw the sweep's figures and sweep.html again from its store."""
+    click.echo(f"report: {viz.write_sweep_report(sweep_dir)}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -114,12 +114,19 @@ def test_training_reproduces_release_0_1_0():
 def test_model_k_of_a_stack_is_the_run_of_seed_plus_k():
     """`--models 3 --seed 5`: model k equals `--seed 5+k` bit for bit (one thread: the same sums), in weights,
     history and test metrics; the metrics list the seeds."""
+    from spikeloc.runs.pipeline import member_config, train_members
+
     cfg = spikeloc.load_config("tiny", models=3, seed=5, threads=1, fresh_data=True, validation_batches=2)
     stack = spikeloc.train(cfg, progress=False)
     assert stack.metrics.seeds == (5, 6, 7)
+    members = train_members(cfg)  # as a sweep trains the seeds of a point: each as a run of its own
     for k in (1, 2):
-        alone = spikeloc.train(cfg.model_copy(update={"seed": 5 + k, "train": cfg.train.model_copy(
-            update={"models": 1})}), progress=False)
+        alone = spikeloc.train(member_config(cfg, k), progress=False)
+        member = members[k]
+        assert member.config == alone.config and member.metrics.seeds == (5 + k,)
+        assert member.metrics.test == alone.metrics.test
+        assert member.metrics.ideal_observer == alone.metrics.ideal_observer
+        assert [e.loss for e in member.history["spiking"]] == [e.loss for e in alone.history["spiking"]]
         for name, t in alone.models["spiking"].state_dict().items():
             assert torch.equal(stack.models["spiking"].state_dict()[name][k], t[0]), (k, name)
         assert ([e.loss_per_model[k] for e in stack.history["spiking"]]

@@ -20,7 +20,7 @@ PACKAGE = Path(spikeloc.__file__).parent
 # each stage imports only from the stages before it (and itself): the data flow, from config to the
 # command line
 LAYERS = ["errors", "config", "task", "neurons", "kernels", "observer", "models", "training", "evaluation",
-          "runs", "analysis", "export", "viz", "cli", "__main__"]
+          "runs", "analysis", "export", "sweeps", "viz", "cli", "__main__"]
 
 
 def module_name(path: Path) -> str:

@@ -150,7 +150,7 @@ class RunMetrics:
     chance: float  # accuracy of a uniform guess, 1 / num_classes
     test_samples: int
     models_trained: int | None = None  # K
-    seeds: tuple[int, ...] | None = None  # each model's initialisation seed
+    seeds: tuple[int, ...] | None = None  # each model's seed: its data and initialisation
     ideal_observer: KindMetrics | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each stage
     test_seed: int | None = None  # seed of a fresh test set (``spikeloc evaluate``)

@@ -134,6 +134,49 @@ def train(cfg: RunConfig, progress: bool = True, checkpoints: Checkpoints | None
     records the device and the CPU thread count it used (``threads = "auto"`` resolved). ``progress``: a
     progress bar in a terminal; ``log`` gets a line per epoch and per stage after training.
     """
+    run, data, seconds = _trained(cfg, progress, checkpoints, log)
+    with using_threads(run.config.threads):
+        run.metrics = evaluate_run(run, data, seconds)
+    if log is not None:
+        done = run.metrics.seconds
+        log(f"evaluated on {len(data['test'][0]):,} test samples: {done['evaluate']:.1f} s"
+            + (f"; ideal observer: {done['ideal_observer']:.1f} s" if "ideal_observer" in done else ""))
+    return run
+
+
+def member_config(cfg: RunConfig, k: int) -> RunConfig:
+    """The config of model ``k`` of ``cfg``'s stack as a run of its own: seed + k, one model."""
+    return cfg.model_copy(update={"seed": cfg.seed + k, "train": cfg.train.model_copy(update={"models": 1})})
+
+
+def train_members(cfg: RunConfig, progress: bool = False, log: Callable[[str], None] | None = None
+                  ) -> list[Run]:
+    """Train ``cfg``'s stack of K models at once and return each as the run of its own seed: K runs of one
+    model (:func:`member_config`), each evaluated on its own sets, as ``train(member_config(cfg, k))`` would
+    give them (sweeps train the seeds of a point this way). Early stopping decides on the stack's mean, so a
+    config with ``train.early_stopping_patience`` is refused here.
+
+    Each run's ``metrics.seconds`` holds its share (1/K) of the stack's data and training time.
+    """
+    if cfg.train.early_stopping_patience and cfg.train.models > 1:
+        raise SpikelocError("train.early_stopping_patience stops a stack on the mean of its models: train "
+                            "such configs one model at a time")
+    stack, data, seconds = _trained(cfg, progress, None, log)
+    K, members = cfg.train.models, []
+    with using_threads(stack.config.threads):
+        for k in range(K):
+            run = stack.member(k)
+            run.config, run.path = member_config(stack.config, k), None
+            run.history = {kind: [e.member(k) for e in rows] for kind, rows in stack.history.items()}
+            own = {split: [sets[k]] for split, sets in data.items()}
+            run.metrics = evaluate_run(run, own, {name: s / K for name, s in seconds.items()})
+            members.append(run)
+    return members
+
+
+def _trained(cfg: RunConfig, progress: bool, checkpoints: Checkpoints | None,
+             log: Callable[[str], None] | None) -> tuple[Run, dict[str, list[Dataset]], dict[str, float]]:
+    """The trained run (no metrics yet), each model's sets, and the stages' seconds."""
     check_memory(cfg)
     device = resolve_device(cfg.device)
     cfg = cfg.model_copy(update={"device": device.type, "threads": resolve_threads(cfg.threads)})
@@ -159,7 +202,7 @@ def _prepare_training(device: torch.device, model: ModelConfig) -> None:
 
 
 def _train(cfg: RunConfig, device: torch.device, progress: bool, checkpoints: Checkpoints | None,
-           log: Callable[[str], None] | None) -> Run:
+           log: Callable[[str], None] | None) -> tuple[Run, dict[str, list[Dataset]], dict[str, float]]:
     t0 = time.perf_counter()
     # a thread prepares training while the data are drawn (torch's kernels run without the GIL)
     preparation = threading.Thread(target=_prepare_training, args=(device, cfg.model), daemon=True)
@@ -179,12 +222,7 @@ def _train(cfg: RunConfig, device: torch.device, progress: bool, checkpoints: Ch
                                                   log)
         run.models[kind] = model.eval()
         seconds[f"train_{kind}"] = time.perf_counter() - t0
-    run.metrics = evaluate_run(run, data, seconds)
-    if log is not None:
-        done = run.metrics.seconds
-        log(f"evaluated on {len(data['test'][0]):,} test samples: {done['evaluate']:.1f} s"
-            + (f"; ideal observer: {done['ideal_observer']:.1f} s" if "ideal_observer" in done else ""))
-    return run
+    return run, data, seconds
 
 
 def evaluate_run(run: Run, data: dict[str, list[Dataset]],

@@ -47,6 +47,12 @@ class Epoch:
         v = self.validation_accuracy
         return sum(v) / len(v) if v else None
 
+    def member(self, k: int) -> Epoch:
+        """Model ``k``'s row alone (the epoch's time is the stack's)."""
+        v = self.validation_accuracy
+        return Epoch(self.epoch, self.loss_per_model[k], (self.loss_per_model[k],), self.lr, self.seconds,
+                     None if v is None else (v[k],))
+
 
 @dataclass(frozen=True)
 class FitState:
