@@ -290,8 +290,9 @@ def sweep():
               help="Ray cluster to join: auto or HOST:PORT (default: a local Ray).")
 @click.option("--gpus-per-job", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="GPUs each Ray job asks for; a fraction lets jobs share a GPU.")
-@click.option("--stack", type=click.IntRange(min=1), default=16,
-              show_default=True, help="At most this many seeds of a point trained at once in one job.")
+@click.option("--stack", type=click.IntRange(min=1), default=None,
+              help="At most this many seeds of a point trained at once in one job (default: enough jobs to "
+                   "keep every slot busy, at most 16 seeds each).")
 @click.option("--retry-failed", is_flag=True,
               help="Run the failed runs again (default: only unfinished ones).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary: no bar, no line per run.")

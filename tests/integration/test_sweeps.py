@@ -59,7 +59,8 @@ def test_the_sweep_file_reads_as_the_flags(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ('[grid]\n"model.hiden" = [1, 2]', r"unknown config key 'model.hiden' \(did you mean model.hidden"),
-    ('[grid]\n"model.hidden" = [8, -1]', r"swept model.hidden: Input should be greater than or equal to 1 \(got -1\)"),
+    ('[grid]\n"model.hidden" = [8, -1]',
+     r"swept model.hidden: Input should be greater than or equal to 1 \(got -1\)"),
     ('[grid]\n"model.readout" = ["mean", "nope"]', r"swept model.readout: Input should be 'mean'"),
     ('[grid]\n"model.hidden" = 8', r"grid.model.hidden: must be a non-empty list"),
     ('[zip]\n"model.hidden" = [8, 16]\nlr = [0.1]', r"the zipped lists must have one length"),

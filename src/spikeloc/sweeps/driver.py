@@ -10,6 +10,7 @@ rest.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -26,20 +27,21 @@ from .jobs import run_job
 from .spec import PlannedRun, SweepSpec, plan
 from .store import Store
 
-MAX_STACK = 16  # seeds of a point trained at once by default
+MAX_STACK = 16  # seeds of a point trained at once, at most, by default
 
 
 @dataclass(frozen=True)
 class Resources:
     """How the sweep runs: ``executor`` (local or ray), ``jobs`` in flight, ``threads`` per job, ``gpus`` per
-    job (Ray), ``address`` of a Ray cluster, ``stack``: at most this many seeds of a point per job."""
+    job (Ray), ``address`` of a Ray cluster, ``stack``: at most this many seeds of a point per job (None:
+    enough jobs to keep every slot busy, at most ``MAX_STACK`` seeds each)."""
 
     executor: str = "local"
     jobs: int | None = None
     threads: int | None = None
     gpus: float = 0.0
     address: str | None = None
-    stack: int = MAX_STACK
+    stack: int | None = None
 
     def resolved(self) -> Resources:
         """Jobs and threads filled in: by default one job per usable CPU, one thread each (on 2 cores, 2
@@ -96,7 +98,11 @@ def run_sweep(spec: SweepSpec, out: Path, resources: Resources = Resources(), re
         for r in todo:
             if r.config is None:
                 store.failed(r.name, r.refused)
-        jobs = make_jobs([r for r in todo if r.config is not None], res.stack, out)
+        runnable = [r for r in todo if r.config is not None]
+        # by default as many seeds per job as keep every slot busy (a stack of 16 on one of two CPUs
+        # leaves the other idle)
+        stack = res.stack or min(MAX_STACK, max(1, math.ceil(len(runnable) / (res.jobs or 1))))
+        jobs = make_jobs(runnable, stack, out)
         _execute(jobs, res, store, job_function, log, progress)
         return store.counts()
     finally:

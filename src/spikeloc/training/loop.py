@@ -84,16 +84,10 @@ def stages(train: TrainConfig, has_hidden: bool) -> list[Stage]:
     return [Stage(1, train.epochs, True)]
 
 
-def _member_batches(data: Dataset, batch_size: int, generator: torch.Generator | None
-                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    n = len(data)
-    order = torch.randperm(n, generator=generator, device=generator.device) if generator is not None else None
-    if order is None:
-        order = torch.arange(n, device=data.spikes.device)
-    for start in range(0, n - batch_size + 1, batch_size):
-        idx = order[start:start + batch_size]
-        # index_select, not data.spikes[idx]: the same rows, four times faster on the CPU
-        yield torch.index_select(data.spikes, 0, idx).float(), torch.index_select(data.ipd, 0, idx)
+def _orders(sets: list[Dataset], generators: list[torch.Generator | None]) -> list[torch.Tensor]:
+    """Each set's sample order for one epoch: a permutation from its generator, else in order."""
+    return [torch.randperm(len(d), generator=g, device=g.device) if g is not None
+            else torch.arange(len(d), device=d.spikes.device) for d, g in zip(sets, generators, strict=True)]
 
 
 def batches(sets: list[Dataset], batch_size: int, generators: list[torch.Generator] | None = None
@@ -101,13 +95,18 @@ def batches(sets: list[Dataset], batch_size: int, generators: list[torch.Generat
     """Batches of the K models' own sets, model k's shuffled with ``generators[k]`` when they are given:
     spikes as float32 ``(B, T, I)`` and IPDs ``(B,)`` for one model, ``(K, B, T, I)`` and ``(K, B)`` for K; a
     short last batch is dropped. Each model sees the batches it would see alone."""
-    generators = generators if generators is not None else [None] * len(sets)
-    streams = [_member_batches(d, batch_size, g) for d, g in zip(sets, generators, strict=True)]
-    for parts in zip(*streams, strict=True):
-        if len(parts) == 1:
-            yield parts[0]
-        else:
-            yield torch.stack([x for x, _ in parts]), torch.stack([ipd for _, ipd in parts])
+    orders = _orders(sets, generators if generators is not None else [None] * len(sets))
+    first = sets[0].spikes
+    for start in range(0, len(sets[0]) - batch_size + 1, batch_size):
+        # index_select, not spikes[idx]: the same rows, four times faster on the CPU; the uint8 rows of every
+        # model go into one buffer, converted to float once
+        x = torch.empty((len(sets), batch_size, *first.shape[1:]), dtype=first.dtype, device=first.device)
+        ipd = torch.empty((len(sets), batch_size), dtype=sets[0].ipd.dtype, device=first.device)
+        for k, (d, order) in enumerate(zip(sets, orders, strict=True)):
+            idx = order[start:start + batch_size]
+            torch.index_select(d.spikes, 0, idx, out=x[k])
+            torch.index_select(d.ipd, 0, idx, out=ipd[k])
+        yield (x[0].float(), ipd[0]) if len(sets) == 1 else (x.float(), ipd)
 
 
 def optimizer(params: list[torch.nn.Parameter], train: TrainConfig, steps: int):
