@@ -1,6 +1,6 @@
 """The figure of a sweep: each metric against one swept key, every seed a dot, the mean of each point with
-its 95 % t-interval, one line per value of the other swept keys, and the ideal observer as a dashed line
-where the stimulus is the same for every run."""
+its 95 % t-interval, one line per value of the other swept keys (``series``), and the ideal observer as a
+dashed line where the stimulus is the same for every run."""
 
 from __future__ import annotations
 
@@ -28,11 +28,13 @@ def _label(point: dict[str, Any], keys: list[str]) -> str:
     return ", ".join(f"{k.rpartition('.')[2]} = {point[k]}" for k in keys)
 
 
-def metric_against_key(summary: list[PointSummary], rows: list[Row], key: str,
-                       ideal: dict[str, float] | None) -> Figure:
-    """Accuracy, MAE and continuous MAE against ``key`` (one panel each). ``ideal``: the ideal observer's
-    value of each metric (mean over the runs' test sets), drawn when the stimulus does not change."""
-    others = [k for k in summary[0].point if k != key]
+def metric_against_key(summary: list[PointSummary], rows: list[Row], key: str, series: list[str],
+                       ideal: dict[str, float] | None, xlabel: str | None = None) -> Figure:
+    """Accuracy, MAE and continuous MAE against ``key`` (one panel each), one line per combination of the
+    values of ``series`` (keys zipped with ``key`` move with it and are not among them). ``ideal``: the ideal
+    observer's value of each metric (mean over the runs' test sets), drawn when the stimulus does not
+    change."""
+    others = series
     values = list(dict.fromkeys(s.point[key] for s in summary))
     numeric = _numeric(values)
     position = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
@@ -49,8 +51,8 @@ def metric_against_key(summary: list[PointSummary], rows: list[Row], key: str,
             for s in points:
                 seeds = [r.metrics[metric] * scale for r in rows
                          if r.point == s.point and r.status == "finished" and r.metrics]
-                ax.scatter(np.full(len(seeds), position[s.point[key]] + offset), seeds, s=12, color=colour,
-                           alpha=0.35, linewidths=0)
+                ax.scatter(np.full(len(seeds), position[s.point[key]] + offset), seeds, s=18, color=colour,
+                           alpha=0.5, linewidths=0)
             x = np.array([position[s.point[key]] + offset for s in points])
             mean = np.array([s.metrics[metric].mean * scale for s in points])
             bounds = np.array([s.metrics[metric].ci95 or (s.metrics[metric].mean,) * 2 for s in points])
@@ -60,11 +62,15 @@ def metric_against_key(summary: list[PointSummary], rows: list[Row], key: str,
                         lw=1.4, label=label)
         if ideal is not None and metric in ideal:
             ax.axhline(ideal[metric] * scale, color="0.35", ls="--", lw=1, label="ideal observer")
+        # a t-interval of few seeds can reach past what the metric can be: the axis stops there
+        low_limit, high_limit = ax.get_ylim()
+        ax.set_ylim(max(low_limit, 0.0), min(high_limit, 100.0) if metric == "accuracy" else high_limit)
         if not numeric:
             ax.set_xticks(range(len(values)), [str(v) for v in values])
-        ax.set_xlabel(key)
+        ax.set_xlabel(xlabel or key)
         ax.set_ylabel(LABELS[metric])
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, frameon=False)
-    fig.suptitle(f"Test metrics against {key}: dots are seeds, bars the 95 % t-interval of the mean")
+    fig.suptitle(f"Test metrics against {xlabel or key}: dots are seeds, bars the 95 % t-interval of the "
+                 "mean")
     return fig

@@ -28,6 +28,17 @@ def _ideal(rows: list[Row], spec: dict) -> dict[str, float] | None:
     return {m: sum(o[m] for o in observed) / len(observed) for m in SHOWN}
 
 
+def _axes(spec: dict) -> list[tuple[str, list[str], str]]:
+    """A figure per grid key and one for the zipped keys (which move together): (the key on the x axis,
+    the keys that make the lines, the axis label)."""
+    grid, zipped = list(spec.get("grid", {})), list(spec.get("zip", {}))
+    out = [(key, [k for k in grid if k != key] + zipped[:1], key) for key in grid]
+    if zipped:
+        label = zipped[0] + (f" (with {', '.join(zipped[1:])})" if len(zipped) > 1 else "")
+        out.append((zipped[0], grid, label))
+    return out
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -56,16 +67,17 @@ def write_sweep_report(out: str | Path) -> Path:
     finished = [s for s in summary if s.n]
     if finished and keys:
         (out / FIGURES).mkdir(exist_ok=True)
+        for old in (out / FIGURES).glob("*.png"):  # an earlier release's or an earlier layout's figures
+            old.unlink()
         body.append("<h2>Figures</h2>")
-        for key in keys:
+        for key, series, xlabel in _axes(spec):
             path = write_atomic(out / FIGURES / f"{key.replace('.', '_')}.png",
-                                png(metric_against_key(finished, rows, key, ideal)))
-            others = [k for k in keys if k != key]
-            lines = f", one line per value of {', '.join(others)}" if others else ""
+                                png(metric_against_key(finished, rows, key, series, ideal, xlabel)))
+            lines = f", one line per value of {', '.join(series)}" if series else ""
             dashed = "; dashed: the ideal observer on the same test sets" if ideal else ""
-            caption = (f"Test accuracy, MAE and continuous MAE against {key}: each seed a dot, the mean of "
-                       f"each point with its 95 % t-interval{lines}{dashed}.")
-            body.append(_figure(f"metrics against {key}", path, caption))
+            caption = (f"Test accuracy, MAE and continuous MAE against {xlabel}: each seed a dot, the mean "
+                       f"of each point with its 95 % t-interval{lines}{dashed}.")
+            body.append(_figure(f"metrics against {xlabel}", path, caption))
     header, cells = table_rows(summary)
     observer = (f"the ideal observer on the same test sets: {100 * ideal['accuracy']:.1f} %, MAE "
                 f"{ideal['mae_deg']:.2f} deg." if ideal else
