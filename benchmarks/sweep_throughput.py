@@ -1,7 +1,8 @@
 """Tutorial-sized models trained per minute through ``spikeloc sweep run``, end to end, beside
 ``spikeloc train --models K``: every case a whole command (imports, workers, data, training, evaluation,
 the ideal observer from an empty cache, run folders, sweep.html), run one after the other, median of
-``--repeats``.
+``--repeats``. The seeds-only cases compute the ideal observer for every model's own test set; the last
+case sweeps 4 points, whose runs of one seed share a test set and so the observer's result.
 
     .venv/bin/python benchmarks/sweep_throughput.py                   # 16 models per case
     .venv/bin/python benchmarks/sweep_throughput.py --models 32 --repeats 3
@@ -33,6 +34,11 @@ def cases(models: int) -> dict[str, list[str]]:
         f"sweep, 2 jobs x 1 thread ({models // 2} seeds per stack)": [*sweep, "--jobs", "2", "--threads",
                                                                      "1"],
         f"sweep, 1 job x 2 threads ({models} seeds per stack)": [*sweep, "--jobs", "1", "--threads", "2"],
+        # a sweep proper: 4 time constants x models/4 seeds; the ideal observer of a seed's test set is
+        # computed once and then read from the cache
+        f"sweep, 2 jobs x 1 thread, 4 points x {models // 4} seeds": [
+            "sweep", "run", *BASE, "--grid", "model.tau_hidden_ms=2,5,10,20", "--seeds", str(models // 4),
+            "-q", "--jobs", "2", "--threads", "1"],
     }
 
 

@@ -371,8 +371,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="spikeloc", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("interrupted (a run folder keeps its last checkpoint: spikeloc train --resume DIR)",
-                   err=True)
+        click.echo("interrupted (a run folder keeps its last checkpoint: spikeloc train --resume DIR; a "
+                   "sweep keeps its finished runs: run the same sweep command again)", err=True)
         sys.exit(130)
     except click.ClickException as e:
         click.echo(f"error: {e.format_message()}", err=True)

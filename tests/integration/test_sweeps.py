@@ -86,6 +86,11 @@ def test_bad_flags_are_one_line(tmp_path, capsys):
         assert status == 2 and len(err.strip().splitlines()) == 1, err
     status, _, err = run_cli("sweep", "status", str(tmp_path), capsys=capsys)
     assert status == 2 and "holds no sweep" in err
+    (tmp_path / "a-run").mkdir()
+    (tmp_path / "a-run" / "metrics.json").write_text("{}")
+    status, _, err = run_cli("sweep", "run", *TINY, *GRID, "--out", str(tmp_path / "a-run"), capsys=capsys)
+    assert status == 2 and "holds files but no sweep" in err
+    assert sorted(p.name for p in (tmp_path / "a-run").iterdir()) == ["metrics.json"]  # left as it was
 
 
 def test_every_run_is_an_ordinary_folder_equal_to_spikeloc_train(swept, tmp_path, capsys):
@@ -130,7 +135,7 @@ def test_the_summary_is_the_mean_sd_and_t_interval_of_the_seeds(swept, tmp_path,
     assert lines[0].startswith("model.hidden,n,failed,accuracy_mean") and len(lines) == 3
     status, text, _ = run_cli("sweep", "report", str(out), capsys=capsys)
     html = (out / "sweep.html").read_text()
-    assert status == 0 and "metrics against model.hidden" in html and "data:image/png;base64" in html
+    assert status == 0 and "MAE against model.hidden" in html and "data:image/png;base64" in html
     assert (out / "figures" / "model_hidden.png").stat().st_size > 10_000
 
 

@@ -25,7 +25,7 @@ from ..runs.resources import usable_cpus
 from .executors import LocalExecutor, RayExecutor
 from .jobs import run_job
 from .spec import PlannedRun, SweepSpec, plan
-from .store import Store
+from .store import DATABASE, Store
 
 MAX_STACK = 16  # seeds of a point trained at once, at most, by default
 
@@ -81,6 +81,8 @@ def run_sweep(spec: SweepSpec, out: Path, resources: Resources = Resources(), re
     """Run every (point, seed) of ``spec`` not finished yet into ``out`` and return the store's counts.
     ``retry_failed``: run the failed runs again. ``log`` gets one line per finished run."""
     out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not (out / DATABASE).exists():
+        raise SpikelocError(f"--out {out} holds files but no sweep; choose a new or empty folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = FolderLock(out).acquire()

@@ -100,17 +100,18 @@ def to_csv(summary: list[PointSummary]) -> str:
     return buffer.getvalue()
 
 
-def _cell(i: Interval | None, percent: bool) -> str:
+def _cell(i: Interval | None, percent: bool, interval: bool = True) -> str:
     if i is None:
         return "-"
     scale = 100 if percent else 1
-    ci = f" [{scale * i.ci95[0]:.1f}, {scale * i.ci95[1]:.1f}]" if i.ci95 else ""
+    ci = f" [{scale * i.ci95[0]:.1f}, {scale * i.ci95[1]:.1f}]" if i.ci95 and interval else ""
     return f"{scale * i.mean:.1f} ± {scale * i.sd:.1f}{ci}" if percent else f"{i.mean:.2f} ± {i.sd:.2f}{ci}"
 
 
 def table_rows(summary: list[PointSummary]) -> tuple[list[str], list[list[str]]]:
     """The summary as a header and text cells: the point's values, n (and failures), each metric as
-    ``mean ± sd [95 % interval]``, accuracy in %."""
+    ``mean ± sd [95 % interval]``, accuracy in %; the train time as mean ± sd (of a stack, each model's
+    share)."""
     keys = list(summary[0].point) if summary else []
     header = [k.rpartition(".")[2] for k in keys] + ["n", "accuracy (%)", "MAE (deg)", "continuous MAE (deg)",
                                                      "train (s)"]
@@ -121,7 +122,7 @@ def table_rows(summary: list[PointSummary]) -> tuple[list[str], list[list[str]]]
         rows.append([str(s.point[k]) for k in keys] + [n, _cell(s.metrics["accuracy"], True),
                                                        _cell(s.metrics["mae_deg"], False),
                                                        _cell(s.metrics["mae_continuous_deg"], False),
-                                                       _cell(s.metrics["train_seconds"], False)])
+                                                       _cell(s.metrics["train_seconds"], False, False)])
     return header, rows
 
 

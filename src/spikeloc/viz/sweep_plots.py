@@ -70,7 +70,7 @@ def metric_against_key(summary: list[PointSummary], rows: list[Row], key: str, s
         ax.set_xlabel(xlabel or key)
         ax.set_ylabel(LABELS[metric])
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, frameon=False)
+    axes[0].legend(fontsize=8, frameon=True, framealpha=0.9, loc="best")
     fig.suptitle(f"Test metrics against {xlabel or key}: dots are seeds, bars the 95 % t-interval of the "
                  "mean")
     return fig

@@ -39,6 +39,16 @@ def _axes(spec: dict) -> list[tuple[str, list[str], str]]:
     return out
 
 
+def _spec_text(spec: dict) -> str:
+    """The sweep as it was given, one key per line: preset, seeds, then the base, grid and zip tables."""
+    lines = [f"preset = {json.dumps(spec.get('preset'))}", f"seeds = {json.dumps(spec.get('seeds'))}"]
+    for table in ("base", "grid", "zip"):
+        if spec.get(table):
+            entries = [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in spec[table].items()]
+            lines += ["", f"[{table}]", *entries]
+    return "\n".join(lines)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -70,14 +80,14 @@ def write_sweep_report(out: str | Path) -> Path:
         for old in (out / FIGURES).glob("*.png"):  # an earlier release's or an earlier layout's figures
             old.unlink()
         body.append("<h2>Figures</h2>")
-        for key, series, xlabel in _axes(spec):
+        for number, (key, series, xlabel) in enumerate(_axes(spec), start=1):
             path = write_atomic(out / FIGURES / f"{key.replace('.', '_')}.png",
                                 png(metric_against_key(finished, rows, key, series, ideal, xlabel)))
             lines = f", one line per value of {', '.join(series)}" if series else ""
             dashed = "; dashed: the ideal observer on the same test sets" if ideal else ""
             caption = (f"Test accuracy, MAE and continuous MAE against {xlabel}: each seed a dot, the mean "
                        f"of each point with its 95 % t-interval{lines}{dashed}.")
-            body.append(_figure(f"metrics against {xlabel}", path, caption))
+            body.append(_figure(f"Figure {number}", path, caption))
     header, cells = table_rows(summary)
     observer = (f"the ideal observer on the same test sets: {100 * ideal['accuracy']:.1f} %, MAE "
                 f"{ideal['mae_deg']:.2f} deg." if ideal else
@@ -88,7 +98,7 @@ def write_sweep_report(out: str | Path) -> Path:
     failed = failures(rows)
     if failed:
         body += ["<h2>Failures</h2>", _table(["run", "reason"], [list(f) for f in failed])]
-    body.append(f"<h2>Sweep</h2><pre>{escape(json.dumps(spec, indent=2))}</pre>")
+    body.append(f"<h2>Sweep</h2><pre>{escape(_spec_text(spec))}</pre>")
     text = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>spikeloc sweep report</title><style>{CSS}</style></head>"
