@@ -137,27 +137,32 @@ def train(preset, config_file, overrides, seed, device, threads, out, models, re
               help="Test samples (default: the run's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option("--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Evaluate with another stimulus, e.g. --set stimulus.f=40 (repeatable; the fields a "
-                   "trained network can take: " + ", ".join(config.EVALUABLE_STIMULUS) + ").")
+              help="Evaluate with another stimulus or perturbed test spikes, e.g. --set stimulus.f=40 or "
+                   "--set eval.spike_deletion=0.2 (repeatable; the fields a trained network can take: "
+                   + ", ".join([*(f"stimulus.{k}" for k in config.EVALUABLE_STIMULUS),
+                                *(f"eval.{k}" for k in config.EVALUABLE_EVAL)]) + ").")
 @THREADS_OPTION
 def evaluate(run_dir, seed, samples, as_json, overrides, threads):
     """Evaluate a trained run on a fresh test set, with the ideal observer on the same samples, and print
     the metrics."""
     run = runs.load_run(run_dir)
     tc = run.config.train
-    stim = runs.evaluation_stimulus(run, overrides)
+    cfg = runs.evaluation_config(run, overrides)
     samples = samples or tc.batch_size * tc.test_batches
     seed = run.config.seed + 1 if seed is None else seed
-    runs.check_samples(stim, samples)
+    runs.check_samples(cfg.stimulus, samples)
     with runs.using_threads(threads or runs.resolve_threads(run.config.threads)):
-        metrics = runs.evaluate_fresh(run, samples, seed, stim, ideal_observer=True)
+        metrics = runs.evaluate_fresh(run, samples, seed, cfg, ideal_observer=True)
     if as_json:
         click.echo(json.dumps(metrics.to_json(), indent=2))
         return
-    changed = [f"{k} = {v} (trained with {getattr(run.config.stimulus, k)})"
-               for k, v in stim.model_dump().items() if v != getattr(run.config.stimulus, k)]
-    click.echo(f"{samples:,} fresh test samples (seed {seed})" + (f"; stimulus: {', '.join(changed)}"
-                                                                     if changed else ""))
+    changed = [f"{section}.{k} = {v} (trained with {getattr(getattr(run.config, section), k)})"
+               for section in ("stimulus", "eval") for k, v in getattr(cfg, section).model_dump().items()
+               if v != getattr(getattr(run.config, section), k)]
+    perturbed = any(k.startswith("eval.") for k in changed)
+    click.echo(f"{samples:,} fresh test samples (seed {seed})"
+               + (f"; {', '.join(changed)}" if changed else "")
+               + ("; the ideal observer assumes clean spikes" if perturbed else ""))
     click.echo(viz.metrics_table(metrics))
 
 

@@ -204,8 +204,8 @@ def test_evaluate_with_another_stimulus_prints_it_with_the_observer(run_dir, cap
     code, out, err = run_cli("evaluate", str(run_dir), "--set", "stimulus.f=40", "--set", "rate_max=300",
                              "--samples", "64", capsys=capsys)
     assert code == 0, err
-    assert out.startswith("64 fresh test samples (seed 4); stimulus: rate_max = 300.0 (trained with 600.0), "
-                          "f = 40.0 (trained with 20.0)")
+    assert out.startswith("64 fresh test samples (seed 4); stimulus.rate_max = 300.0 (trained with 600.0), "
+                          "stimulus.f = 40.0 (trained with 20.0)")
     assert "ideal observer test" in out
     code, out, _ = run_cli("evaluate", str(run_dir), "--set", "stimulus.f=40", "--samples", "64", "--json",
                            capsys=capsys)
@@ -213,6 +213,22 @@ def test_evaluate_with_another_stimulus_prints_it_with_the_observer(run_dir, cap
     assert metrics["test_samples"] == 64 and metrics["ideal_observer"]["test"]["accuracy"]["mean"] > 0.5
     _, out_same, _ = run_cli("evaluate", str(run_dir), "--samples", "64", "--json", capsys=capsys)
     assert json.loads(out_same)["models"] != metrics["models"]  # another stimulus, other numbers
+
+
+def test_evaluate_with_perturbed_test_spikes(run_dir, capsys):
+    """Half the spikes deleted: the line says so and that the observer assumes clean spikes; other numbers,
+    reproducible."""
+    args = ("evaluate", str(run_dir), "--samples", "256", "--json")
+    _, clean, _ = run_cli(*args, capsys=capsys)
+    code, out, err = run_cli("evaluate", str(run_dir), "--samples", "256", "--set", "eval.spike_deletion=0.5",
+                             capsys=capsys)
+    assert code == 0, err
+    assert out.startswith("256 fresh test samples (seed 4); eval.spike_deletion = 0.5 (trained with 0.0); "
+                          "the ideal observer assumes clean spikes")
+    _, deleted, _ = run_cli(*args, "--set", "eval.spike_deletion=0.5", capsys=capsys)
+    _, again, _ = run_cli(*args, "--set", "eval.spike_deletion=0.5", capsys=capsys)
+    assert json.loads(deleted) == json.loads(again)
+    assert json.loads(deleted)["models"] != json.loads(clean)["models"]
 
 
 @pytest.mark.parametrize("override, needle", [

@@ -134,3 +134,24 @@ def test_model_k_of_a_stack_is_the_run_of_seed_plus_k():
         assert ([e.validation_accuracy[k] for e in stack.history["spiking"]]
                 == [e.validation_accuracy[0] for e in alone.history["spiking"]])
         assert stack.metrics.test.accuracy.values[k] == alone.metrics.test.accuracy.values[0]
+
+
+def test_robustness_curves_start_at_the_test_accuracy_and_draw_in_the_report(trained, tmp_path):
+    """Level 0 of each curve is the clean test set, so it is the run's test accuracy, model by model; the
+    curves are reproducible; with eval.robustness the report draws them."""
+    import dataclasses
+
+    from spikeloc.runs.robustness import robustness_curves
+
+    run, _ = trained
+    deletion, jitter = robustness_curves(run)
+    assert deletion.levels[0] == 0 and jitter.levels[0] == 0
+    for kind in ("spiking", "membrane"):
+        assert deletion.accuracy[kind][0] == list(run.metrics.kinds[kind].test.accuracy.values)
+        assert jitter.accuracy[kind][0] == deletion.accuracy[kind][0]
+    assert deletion.accuracy["spiking"][-1] != deletion.accuracy["spiking"][0]  # 80 % deleted: other answers
+    assert robustness_curves(run) == [deletion, jitter]
+    cfg = run.config.model_copy(update={"eval": run.config.eval.model_copy(update={"robustness": True})})
+    report = spikeloc.viz.draw(dataclasses.replace(run, config=cfg), tmp_path, workers=1)
+    assert (tmp_path / "figures" / "robustness.png").stat().st_size > 10_000
+    assert "as the test spikes are perturbed" in report.read_text()

@@ -68,6 +68,7 @@ def test_the_sweep_file_reads_as_the_flags(tmp_path):
     ('seeds = 0', r"seeds must be a count from 1 to 1000"),
     ('seed = [1, 2]', r"unknown key 'seed'; a sweep file has preset, seeds"),
     ('[grid]\nseed = [1, 2]', r"seed is set by the sweep's seeds"),
+    ('[base]\nmodels = 3', r"train.models is set by the sweep"),
     ('preset = "nope"', r"unknown preset 'nope'"),
 ])
 def test_a_bad_sweep_file_is_one_line_naming_the_key(tmp_path, capsys, text, message):

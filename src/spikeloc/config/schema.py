@@ -123,6 +123,7 @@ class StimulusConfig(Section):
 # what a trained network can be evaluated under (`spikeloc evaluate --set`): not its input size
 # (anf_per_ear), time step (the neurons' decay per step), duration, classes or IPD range (its readout)
 EVALUABLE_STIMULUS = ("f", "rate_max", "envelope_power", "offset", "max_phase_delay_deg")
+EVALUABLE_EVAL = ("spike_deletion", "spike_jitter_ms", "background_hz")  # perturbations of the test spikes
 
 
 class ModelConfig(Section):
@@ -240,6 +241,17 @@ class EvalConfig(Section):
     """What is evaluated besides the trained models."""
 
     ideal_observer: bool = field(True, "evaluate the Bayesian ideal observer on the same test set")
+    spike_deletion: float = field(
+        0.0, "test spikes removed at random (each with this probability; the training set is clean)", "1",
+        ge=0, lt=1)
+    spike_jitter_ms: float = field(
+        0.0, "standard deviation of a random shift of every test spike (the training set is clean)", "ms",
+        ge=0)
+    background_hz: float = field(
+        0.0, "spontaneous spikes added to every test fibre (the training set is clean)", "Hz", ge=0)
+    robustness: bool = field(
+        False, "the report gets a robustness curve: test accuracy against spike deletion and against "
+        "jitter, each level on the same test set")
 
 
 class PlotConfig(Section):
@@ -278,6 +290,9 @@ class RunConfig(Section):
         if self.seed + self.train.models - 1 > MAX_SEED:
             raise ValueError(f"seed + train.models - 1 must be at most {MAX_SEED} "
                              "(model k is seeded with seed + k)")
+        if self.eval.background_hz * self.stimulus.dt > 1:
+            raise ValueError(f"eval.background_hz * stimulus.dt must be at most 1 (one spike per step); got "
+                             f"{self.eval.background_hz:g} Hz at dt {self.stimulus.dt:g} s")
         if self.train.target == "observer" and self.model.readout != "sum":
             raise ValueError("train.target = 'observer' needs model.readout = 'sum' "
                              f"(got {self.model.readout!r}): "

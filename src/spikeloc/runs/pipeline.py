@@ -22,13 +22,14 @@ import numpy as np
 import torch
 
 from ..config.loading import config_from_toml_text, with_overrides
-from ..config.schema import EVALUABLE_STIMULUS, ModelConfig, RunConfig, StimulusConfig
+from ..config.schema import EVALUABLE_EVAL, EVALUABLE_STIMULUS, ModelConfig, RunConfig, StimulusConfig
 from ..errors import SpikelocError
 from ..evaluation.metrics import KindMetrics, ModelResult, RunMetrics, SplitMetrics, evaluate
 from ..kernels.dispatch import warm_up
 from ..models.registry import MODEL_KINDS, build_models, construct
 from ..models.stack import StackedModel
 from ..observer.ideal import IdealObserver
+from ..task.perturb import Perturbation, perturb
 from ..task.stimulus import Dataset, random_ipd_input_signal
 from ..training.loop import Epoch, FitState, fit
 from .cache import cached_json, data_hash, source_hash
@@ -49,12 +50,12 @@ def member_seeds(cfg: RunConfig) -> list[int]:
 
 
 def datasets(cfg: RunConfig, device: torch.device, seed: int | None = None) -> dict[str, Dataset]:
-    """The training set (epoch 1's, with ``fresh_data``) and test set of the run with ``seed`` (default:
-    ``cfg.seed``), drawn again identically on demand."""
+    """The training set (epoch 1's, with ``fresh_data``) and test set (with ``cfg.eval``'s perturbations,
+    if any) of the run with ``seed`` (default: ``cfg.seed``), drawn again identically on demand."""
     tc, seed = cfg.train, cfg.seed if seed is None else seed
-    return {split: random_ipd_input_signal(tc.batch_size * batches, cfg.stimulus,
-                                           stage_generator(seed, split, device))
-            for split, batches in (("train", tc.train_batches), ("test", tc.test_batches))}
+    train_set = random_ipd_input_signal(tc.batch_size * tc.train_batches, cfg.stimulus,
+                                        stage_generator(seed, "train", device))
+    return {"train": train_set, "test": test_set(cfg, tc.batch_size * tc.test_batches, seed, device)}
 
 
 def member_datasets(cfg: RunConfig, device: torch.device) -> dict[str, list[Dataset]]:
@@ -256,29 +257,44 @@ def _ideal_observer(run: Run, test: Dataset, stim: StimulusConfig) -> KindMetric
     return KindMetrics.from_json(cached_json("ideal-observer", key, compute))
 
 
-def evaluation_stimulus(run: Run, overrides: list[str] | tuple[str, ...]) -> StimulusConfig:
-    """The run's stimulus with ``stimulus.KEY=VALUE`` overrides (``spikeloc evaluate --set``), validated;
-    a key that a trained network cannot take is a one-line error naming the allowed ones."""
+def evaluation_config(run: Run, overrides: list[str] | tuple[str, ...]) -> RunConfig:
+    """The run's config with ``KEY=VALUE`` overrides (``spikeloc evaluate --set``), validated; a key that a
+    trained network cannot be evaluated under is a one-line error naming the allowed ones: the stimulus
+    fields of ``EVALUABLE_STIMULUS`` and the test-spike perturbations of ``EVALUABLE_EVAL``."""
     new = with_overrides(run.config, overrides)
+    allowed = {"stimulus": EVALUABLE_STIMULUS, "eval": EVALUABLE_EVAL}
     before, after = run.config.model_dump(), new.model_dump()
     for section, fields in after.items():
         for name, value in fields.items() if isinstance(fields, dict) else [(None, fields)]:
             old = before[section][name] if name is not None else before[section]
             key = f"{section}.{name}" if name is not None else section
-            if value != old and (section != "stimulus" or name not in EVALUABLE_STIMULUS):
+            if value != old and name not in allowed.get(section, ()):
+                names = [f"{s}.{k}" for s, keys in allowed.items() for k in keys]
                 raise SpikelocError(f"evaluate --set {key}: a trained network is evaluated with the config "
-                                    "it was trained with, except the stimulus fields "
-                                    f"{', '.join('stimulus.' + k for k in EVALUABLE_STIMULUS)}")
-    return new.stimulus
+                                    f"it was trained with, except {', '.join(names)}")
+    return new
 
 
-def evaluate_fresh(run: Run, samples: int, seed: int, stimulus: StimulusConfig | None = None,
+def test_set(cfg: RunConfig, samples: int, seed: int, device: torch.device) -> Dataset:
+    """``samples`` fresh stimuli of ``cfg.stimulus`` (stage ``test`` of ``seed``), with the perturbations
+    of ``cfg.eval`` applied (stage ``test perturbation``)."""
+    data = random_ipd_input_signal(samples, cfg.stimulus, stage_generator(seed, "test", device))
+    p = Perturbation.of(cfg.eval, cfg.stimulus)
+    if p.none:
+        return data
+    spikes = perturb(data.spikes, p, stage_generator(seed, "test perturbation", device))
+    return Dataset(ipd=data.ipd, spikes=spikes, offset=data.offset)
+
+
+def evaluate_fresh(run: Run, samples: int, seed: int, config: RunConfig | None = None,
                    ideal_observer: bool = False) -> RunMetrics:
     """Metrics of every model kind of ``run`` on ``samples`` fresh test samples drawn with ``seed``, from
-    ``stimulus`` (default: the run's; see :func:`evaluation_stimulus`), and of the ideal observer for that
-    stimulus on the same samples if asked."""
-    stim = stimulus or run.config.stimulus
-    test = random_ipd_input_signal(samples, stim, stage_generator(seed, "test", run.device))
+    ``config``'s stimulus and with its test-spike perturbations (default: the run's config; see
+    :func:`evaluation_config`), and of the ideal observer on the same samples if asked (it assumes clean
+    spikes: under a perturbation it is no longer the bound)."""
+    cfg = config or run.config
+    test = test_set(cfg, samples, seed, run.device)
+    stim = cfg.stimulus
     kinds = {kind: KindMetrics(test=SplitMetrics.of(evaluate(m, test, stim)))
              for kind, m in run.models.items()}
     return RunMetrics(kinds=kinds, chance=1 / stim.num_classes, test_samples=samples, test_seed=seed,

@@ -196,6 +196,9 @@ def check(spec: SweepSpec) -> SweepSpec:
         raise SpikelocError(f"the zipped lists must have one length; got {lengths}")
     if "seed" in spec.base or "seed" in swept:
         raise SpikelocError("seed is set by the sweep's seeds; give seeds = N or a list instead")
+    if "train.models" in spec.base or "train.models" in swept:
+        raise SpikelocError("train.models is set by the sweep: each run is one model, and the seeds of a "
+                            "point train together as a stack (--stack)")
     load_config(spec.preset, **spec.base)  # the base alone: a bad key or value there is the base's error
     for key, values in (spec.grid | spec.zipped).items():
         for value in values:

@@ -28,6 +28,7 @@ from ..errors import SpikelocError
 from ..runs.files import write_atomic
 from ..runs.pipeline import evaluate_splits, member_datasets, stage_generator
 from ..runs.resources import resolve_threads
+from ..runs.robustness import robustness_curves
 from ..runs.run import Run
 from ..task.stimulus import phase_delays, random_ipd_input_signal
 from . import analysis_plots, plots
@@ -103,6 +104,9 @@ def figure_specs(run: Run) -> dict[str, FigureSpec]:
     specs["weights"] = FigureSpec(plots.weights, (W1, W2, cfg.plot.th_percent), cost=2)
     specs["hidden unit weights"] = FigureSpec(plots.hidden_unit_weights,
                                               (W1, phase_delays(cfg.stimulus).numpy()), cost=3)
+    if cfg.eval.robustness:
+        chance = 1 / cfg.stimulus.num_classes
+        specs["robustness"] = FigureSpec(plots.robustness, (robustness_curves(run), chance))
     return specs
 
 

@@ -296,3 +296,30 @@ def hidden_unit_weights(W1, delays, max_units: int = 15) -> Figure:
     fig.supylabel("$W_1$ weight")
     fig.suptitle("Individual $W_1$ weights of hidden units (re-ordered numbering)")
     return fig
+
+
+def robustness(curves: list, chance: float) -> Figure:
+    """Test accuracy (%) against each perturbation of the input spikes (one panel per curve of
+    :func:`spikeloc.runs.robustness.robustness_curves`), one line per model kind: the mean over a stack's
+    models with their range shaded; chance dashed."""
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(curves)))
+    colours = {"spiking": "tab:blue", "membrane": "tab:red"}
+    for ax, curve in zip(axes, curves, strict=True):
+        for kind, per_level in curve.accuracy.items():
+            acc = 100 * np.array(per_level)  # (levels, models)
+            colour = colours.get(kind, "tab:green")
+            ax.plot(curve.levels, acc.mean(1), color=colour, marker="o", markersize=4, linewidth=1.8,
+                    label=f"{kind}" + (f" (mean of {acc.shape[1]} models, range shaded)" if acc.shape[1] > 1
+                                       else ""))
+            if acc.shape[1] > 1:
+                ax.fill_between(curve.levels, acc.min(1), acc.max(1), color=colour, alpha=0.15, linewidth=0)
+        ax.axhline(100 * chance, color="grey", linestyle="--", linewidth=1, label="chance")
+        ax.set_xlabel(curve.name[0].upper() + curve.name[1:] + (" (fraction of spikes removed)"
+                                                                if curve.name == "spike deletion" else ""))
+        ax.set_ylabel("Test accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, frameon=False)
+    fig.suptitle("Robustness: test accuracy as the input spikes are deleted or jittered")
+    return fig

@@ -22,6 +22,10 @@ from ..runs.files import write_atomic
 # captions by keywords of the figure name, first match wins ("hidden unit weights" before "weights");
 # names may use spaces or underscores, e.g. "spiking model, test set" or "ipd_errors_spiking_test"
 CAPTIONS = [
+    (("robustness",),
+     ("Test accuracy as the test spikes are perturbed (eval.robustness): left, each spike deleted with the "
+      "given probability; right, each spike moved by a Gaussian shift of the given standard deviation. "
+      "Every level perturbs the same clean test set; the training set was clean.")),
     (("stimul",),
      ("Example input spike trains: left-ear fibres below the line, right-ear fibres above; "
       "each fibre's phase delay grows with its index.")),
