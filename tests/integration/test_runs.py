@@ -111,12 +111,16 @@ def test_training_reproduces_release_0_1_0():
             assert not torch.allclose(t[1], expected[f"{kind}.{name}"][1], rtol=1e-3) or "tau" in name
 
 
-def test_model_k_of_a_stack_is_the_run_of_seed_plus_k():
+@pytest.mark.parametrize("noise", [{}, {"membrane_noise": 0.3, "dropout": 0.2, "train.background_hz": 30.0}],
+                         ids=["clean", "training noise"])
+def test_model_k_of_a_stack_is_the_run_of_seed_plus_k(noise):
     """`--models 3 --seed 5`: model k equals `--seed 5+k` bit for bit (one thread: the same sums), in weights,
-    history and test metrics; the metrics list the seeds."""
+    history and test metrics, also when every model draws its own training noise; the metrics list the
+    seeds."""
     from spikeloc.runs.pipeline import member_config, train_members
 
-    cfg = spikeloc.load_config("tiny", models=3, seed=5, threads=1, fresh_data=True, validation_batches=2)
+    cfg = spikeloc.load_config("tiny", models=3, seed=5, threads=1, fresh_data=True, validation_batches=2,
+                               **noise)
     stack = spikeloc.train(cfg, progress=False)
     assert stack.metrics.seeds == (5, 6, 7)
     members = train_members(cfg)  # as a sweep trains the seeds of a point: each as a run of its own
@@ -134,6 +138,11 @@ def test_model_k_of_a_stack_is_the_run_of_seed_plus_k():
         assert ([e.validation_accuracy[k] for e in stack.history["spiking"]]
                 == [e.validation_accuracy[0] for e in alone.history["spiking"]])
         assert stack.metrics.test.accuracy.values[k] == alone.metrics.test.accuracy.values[0]
+    if noise:  # the noise changes what is learned
+        quiet = {"model": cfg.model.model_copy(update={"membrane_noise": 0.0}),
+                 "train": cfg.train.model_copy(update={"dropout": 0.0, "background_hz": 0.0})}
+        clean = spikeloc.train(cfg.model_copy(update=quiet), progress=False)
+        assert not torch.equal(clean.models["spiking"].W1, stack.models["spiking"].W1)
 
 
 def test_robustness_curves_start_at_the_test_accuracy_and_draw_in_the_report(trained, tmp_path):

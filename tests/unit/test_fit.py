@@ -155,13 +155,14 @@ def test_uniform_guess_is_the_loss_of_a_uniform_posterior(gen):
 
 
 def test_a_fit_resumed_from_any_epoch_ends_as_the_uninterrupted_one():
-    """Two stages, a cosine schedule, fresh data every epoch and a stack of two: resumed from the state
-    written after each epoch (through the checkpoint's bytes), every fit ends bit-identical to the one
-    never stopped."""
+    """Two stages, a cosine schedule, fresh data every epoch, training noise and a stack of two: resumed from
+    the state written after each epoch (through the checkpoint's bytes), every fit ends bit-identical to the
+    one never stopped."""
     from spikeloc.runs.checkpoint import Checkpoint, from_bytes, to_bytes
 
     cfg = small_config("train.epochs=4", "train.readout_only_epochs=2", "train.lr_schedule=cosine",
-                       "train.fresh_data=true", "model.learn_tau=true", "model.hidden_bias=true")
+                       "train.fresh_data=true", "model.learn_tau=true", "model.hidden_bias=true",
+                       "model.membrane_noise=0.2", "train.dropout=0.1", "train.background_hz=20")
     states = []
     whole = build_models(cfg.stimulus, cfg.model, [3, 4])
     history = fit(whole, cfg, *member_data(cfg, [3, 4]), progress=False,
@@ -246,3 +247,19 @@ def test_early_stopping_needs_a_validation_set():
 
     with pytest.raises(SpikelocError, match="early_stopping_patience needs a validation set"):
         small_config("train.early_stopping_patience=3")
+
+
+def test_training_noise_is_drawn_in_training_only():
+    """Membrane noise and dropout change the loss of a batch, and the same generators draw the same noise;
+    the forward pass without generators (evaluation) is noise-free."""
+    cfg = small_config("model.membrane_noise=0.5", "train.dropout=0.3")
+    model = build_models(cfg.stimulus, cfg.model, [0])
+    data = random_ipd_input_signal(16, cfg.stimulus, torch.Generator().manual_seed(3))
+    clean = model.loss(data.spikes, data.ipd, cfg.train)
+    noisy = model.loss(data.spikes, data.ipd, cfg.train, generators=[torch.Generator().manual_seed(1)])
+    again = model.loss(data.spikes, data.ipd, cfg.train, generators=[torch.Generator().manual_seed(1)])
+    assert not torch.equal(clean, noisy) and torch.equal(noisy, again)
+    noise = model.training_noise(data.spikes, cfg.train, [torch.Generator().manual_seed(1)])
+    assert noise.keep.unique().tolist() == pytest.approx([0.0, 1 / 0.7])  # dropped, or kept and scaled
+    assert noise.current.std().item() == pytest.approx(0.5, rel=0.1)
+    assert torch.equal(model(data.spikes).scores, model(data.spikes).scores)

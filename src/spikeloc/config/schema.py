@@ -168,6 +168,9 @@ class ModelConfig(Section):
         0.5, "with dale: the share of each layer's presynaptic units that are inhibitory (the notebooks' "
         "IE ratio), rounded down", "1", ge=0, le=1)
     excitatory_only: bool = field(False, "every weight of W1 and W2 is |w| >= 0: no inhibition anywhere")
+    membrane_noise: float = field(
+        0.0, "standard deviation of Gaussian noise added to every hidden unit's input current at every step "
+        "in training, in units of the threshold; evaluation is noise-free", "threshold", ge=0)
     engine: Literal["auto", "reference", "fused"] = field(
         "auto", "neuron implementation: plain PyTorch reference or fused kernel; auto: fused where the "
         "tensors' device has one")
@@ -220,6 +223,12 @@ class TrainConfig(Section):
         "many epochs; the weights are those of the last epoch. 0: never. Needs validation_batches", "epochs",
         ge=0)
     rate_reg: float = field(0.0, "weight of the hidden firing-rate penalty", "1", ge=0)
+    dropout: float = field(
+        0.0, "hidden spikes dropped in training, each with this probability (the rest scaled by 1 / (1 - p), "
+        "as torch.nn.Dropout); evaluation sees every spike", "1", ge=0, lt=1)
+    background_hz: float = field(
+        0.0, "spontaneous spikes added to every training fibre (the test set is clean unless "
+        "eval.background_hz)", "Hz", ge=0)
     target_rate_hz: float = field(10.0, "hidden firing rate the penalty pulls towards", "Hz", gt=0)
     models: int = field(1, "independent models trained at once (seeds seed..seed+models-1)", "models", ge=1)
     membrane_baseline: bool = field(
@@ -290,6 +299,9 @@ class RunConfig(Section):
         if self.seed + self.train.models - 1 > MAX_SEED:
             raise ValueError(f"seed + train.models - 1 must be at most {MAX_SEED} "
                              "(model k is seeded with seed + k)")
+        if self.train.background_hz * self.stimulus.dt > 1:
+            raise ValueError(f"train.background_hz * stimulus.dt must be at most 1 (one spike per step); got "
+                             f"{self.train.background_hz:g} Hz at dt {self.stimulus.dt:g} s")
         if self.eval.background_hz * self.stimulus.dt > 1:
             raise ValueError(f"eval.background_hz * stimulus.dt must be at most 1 (one spike per step); got "
                              f"{self.eval.background_hz:g} Hz at dt {self.stimulus.dt:g} s")

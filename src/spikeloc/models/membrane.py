@@ -42,9 +42,10 @@ class MembraneModel(StackedModel):
         """Scores ``(K, B, C)`` for input spikes ``x`` ``(B, T, I)`` or ``(K, B, T, I)``; no hidden spikes."""
         return Output(self.readout(as_input(x, self.W), self.W), None)
 
-    def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig,
-             train_hidden: bool = True) -> torch.Tensor:
-        """NLL of the true class ``(K,)``, whatever ``train.target`` says: there are no steps to match."""
+    def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig, train_hidden: bool = True,
+             generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        """NLL of the true class ``(K,)``, whatever ``train.target`` says: there are no steps to match (and
+        no hidden layer for noise or dropout)."""
         return losses.label_nll(self(x).scores, ipd, self.stim, train.class_loss_weight)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:

@@ -9,6 +9,8 @@ bin, or with ``train.target = "observer"`` the KL per step to the ideal observer
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -19,6 +21,15 @@ from . import init, losses
 from .protocol import Output
 from .readout import LINEAR_READOUTS, Readout
 from .stack import StackedModel, as_input, project, register_time_constant
+
+
+class Noise(NamedTuple):
+    """Training noise of one batch, each ``(K, B, T, H)`` or None: Gaussian current added to the hidden units
+    (``model.membrane_noise``) and the dropout mask of their spikes, 0 or ``1 / (1 - p)``
+    (``train.dropout``)."""
+
+    current: torch.Tensor | None
+    keep: torch.Tensor | None
 
 
 class SpikingNetwork(StackedModel):
@@ -84,17 +95,38 @@ class SpikingNetwork(StackedModel):
         return LIFParams(alpha, self.cfg.update_rule, self.cfg.reset,
                          surrogate_slope=self.cfg.surrogate_slope)
 
-    def forward(self, x: torch.Tensor, train_hidden: bool = True) -> Output:
+    def forward(self, x: torch.Tensor, train_hidden: bool = True, noise: Noise | None = None) -> Output:
         """Scores ``(K, B, C)`` and hidden spikes ``(K, B, T, H)`` for input spikes ``x`` ``(B, T, I)``
         (shared by the stack) or ``(K, B, T, I)``, of any dtype. ``train_hidden=False``: no gradient
-        reaches W1, b1, tau."""
+        reaches W1, b1, tau. ``noise``: training noise (:meth:`training_noise`); the spikes returned are
+        those the readout sees (after dropout)."""
         with torch.set_grad_enabled(train_hidden and torch.is_grad_enabled()):
             W1, W2 = self.weights()
             current = project(as_input(x, W1), W1)  # (K, B, T, H)
             if self.b1 is not None:
                 current = current + self.b1[:, None, None, :]  # (K, 1, 1, H): constant in batch and time
+            if noise is not None and noise.current is not None:
+                current = current + noise.current
             spikes = lif(current, self.neuron_params(), self.cfg.engine)
+            if noise is not None and noise.keep is not None:
+                spikes = spikes * noise.keep
         return Output(self.readout(spikes, W2), spikes)
+
+    def training_noise(self, x: torch.Tensor, train: TrainConfig, generators: list[torch.Generator] | None
+                       ) -> Noise | None:
+        """The noise of one training batch of spikes ``x``, model k's from ``generators[k]`` (None without
+        ``model.membrane_noise`` and ``train.dropout``)."""
+        sigma, p = self.cfg.membrane_noise, train.dropout
+        if generators is None or (sigma == 0 and p == 0):
+            return None
+        shape = (*x.shape[-3:-1], self.cfg.hidden)  # (B, T, H)
+
+        def draw(make) -> torch.Tensor:
+            return torch.stack([make(g) for g in generators]).to(self.W1.device)  # (K, B, T, H)
+        current = draw(lambda g: torch.randn(shape, generator=g, device=g.device) * sigma) if sigma else None
+        keep = (draw(lambda g: (torch.rand(shape, generator=g, device=g.device) >= p).float() / (1 - p))
+                if p else None)
+        return Noise(current, keep)
 
     def unit_scores(self, spikes: torch.Tensor) -> torch.Tensor | None:
         """Each hidden unit's share of the class scores, ``(K, B, H, C)`` for hidden spikes ``(K, B, T, H)``:
@@ -117,11 +149,11 @@ class SpikingNetwork(StackedModel):
         are their sum over steps."""
         return spikes @ self.weights()[1][:, None]  # (K, 1, H, C) broadcast over the batch
 
-    def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig,
-             train_hidden: bool = True) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig, train_hidden: bool = True,
+             generators: list[torch.Generator] | None = None) -> torch.Tensor:
         """Per-model loss ``(K,)``: the target's loss (labels or the observer) plus the firing-rate
-        penalty."""
-        out = self(x, train_hidden)
+        penalty, with the training noise drawn from ``generators``."""
+        out = self(x, train_hidden, self.training_noise(x, train, generators))
         if train.target == "observer":
             per_model = losses.step_kl(self.step_scores(out.spikes),
                                        losses.observer_evidence(self.stim, x, self.bins))

@@ -30,11 +30,12 @@ class Model(Protocol):
     def __call__(self, x: torch.Tensor, train_hidden: bool = True) -> Output:
         """Scores for input spikes ``x``, ``(B, T, I)`` shared by the stack or ``(K, B, T, I)``, any dtype."""
 
-    def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig,
-             train_hidden: bool = True) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig, train_hidden: bool = True,
+             generators: list[torch.Generator] | None = None) -> torch.Tensor:
         """Per-model training loss ``(K,)`` on spikes ``x`` with true IPDs ``ipd`` ``(B,)`` (rad); the models
         are independent, so their sum is minimised. ``train_hidden=False`` lets no gradient reach the
-        hidden layer (the readout-only stage)."""
+        hidden layer (the readout-only stage). ``generators`` (one per model): where the training noise of
+        a model with some (membrane noise, dropout) is drawn from."""
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         """The trained parameters by layer: ``{"hidden": [...], "readout": [...]}``."""

@@ -109,6 +109,16 @@ def batches(sets: list[Dataset], batch_size: int, generators: list[torch.Generat
         yield (x[0].float(), ipd[0]) if len(sets) == 1 else (x.float(), ipd)
 
 
+def with_background(x: torch.Tensor, p: float, generators: list[torch.Generator]) -> torch.Tensor:
+    """Batch ``x`` (``(B, T, I)``, or ``(K, B, T, I)`` for K models) with spontaneous spikes added, each
+    (step, fibre) with probability ``p``, model k's drawn from ``generators[k]`` (``train.background_hz``)."""
+    if p == 0:
+        return x
+    shape = x.shape[-3:]
+    extra = torch.stack([torch.rand(shape, generator=g, device=g.device) < p for g in generators])
+    return torch.maximum(x, extra.view(x.shape).to(x))
+
+
 def optimizer(params: list[torch.nn.Parameter], train: TrainConfig, steps: int):
     """Adam and, for the cosine schedule, a decay to 0 over ``steps`` optimizer steps (else None)."""
     adam = torch.optim.Adam(params, lr=train.lr)
@@ -215,7 +225,8 @@ def fit(model: Model, cfg: RunConfig, train_sets: list[Dataset], generators: lis
             losses = []
             for batch, (x, ipd) in enumerate(batches(train_sets, tc.batch_size, generators), start=1):
                 lr = adam.param_groups[0]["lr"]
-                per_model = model.loss(x, ipd, tc, train_hidden=stage.trains_hidden)  # (K,)
+                x = with_background(x, tc.background_hz * cfg.stimulus.dt, generators)
+                per_model = model.loss(x, ipd, tc, train_hidden=stage.trains_hidden, generators=generators)
                 if not _finite([per_model]):
                     raise _diverged(epoch, batch, lr, f"the loss of the models is {per_model.tolist()}")
                 adam.zero_grad(set_to_none=True)
