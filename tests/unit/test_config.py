@@ -172,3 +172,9 @@ def test_presets_naming_each_other_in_a_circle_are_an_error(tmp_path, monkeypatc
     monkeypatch.setattr(loading, "PRESETS", tmp_path)
     with pytest.raises(SpikelocError, match="presets a -> b -> a name each other in a circle"):
         load_config("a")
+
+
+def test_the_notebooks_readout_name_spiking_is_read_as_count():
+    assert load_config("tutorial", readout="spiking").model.readout == "count"
+    by_name = load_config("tutorial", overrides=["model.readout=spiking"])
+    assert by_name == load_config("tutorial", readout="count")

@@ -52,12 +52,13 @@ def test_background_adds_spontaneous_spikes_at_its_rate():
 
 
 def test_the_config_takes_the_perturbations_with_units_and_refuses_bad_ones():
-    cfg = load_config("tiny", spike_deletion=0.2, spike_jitter_ms=2.0, background_hz=10.0)
+    cfg = load_config("tiny", spike_deletion=0.2, spike_jitter_ms=2.0, spike_background_hz=10.0)
     p = Perturbation.of(cfg.eval, cfg.stimulus)
     assert p == Perturbation(0.2, 2.0e-3 / cfg.stimulus.dt, 10.0 * cfg.stimulus.dt) and not p.none
     assert Perturbation.of(load_config("tiny").eval, cfg.stimulus).none
     for bad, needle in (({"spike_deletion": 1.0}, "eval.spike_deletion"),
                         ({"spike_jitter_ms": -1}, "eval.spike_jitter_ms"),
-                        ({"background_hz": 5000.0}, "background_hz * stimulus.dt must be at most 1")):
+                        ({"spike_background_hz": 5000.0},
+                         "spike_background_hz * stimulus.dt must be at most 1")):
         with pytest.raises(SpikelocError, match=re.escape(needle)):
             load_config("tiny", **bad)

@@ -123,7 +123,8 @@ class StimulusConfig(Section):
 # what a trained network can be evaluated under (`spikeloc evaluate --set`): not its input size
 # (anf_per_ear), time step (the neurons' decay per step), duration, classes or IPD range (its readout)
 EVALUABLE_STIMULUS = ("f", "rate_max", "envelope_power", "offset", "max_phase_delay_deg")
-EVALUABLE_EVAL = ("spike_deletion", "spike_jitter_ms", "background_hz")  # perturbations of the test spikes
+# ... and the perturbations of the test spikes it can be evaluated under
+EVALUABLE_EVAL = ("spike_deletion", "spike_jitter_ms", "spike_background_hz")
 
 
 class ModelConfig(Section):
@@ -159,7 +160,8 @@ class ModelConfig(Section):
         "mean", "how the output becomes class scores. mean, max, last: of the leaky-integrator membrane "
         "trace; count: spikes of output LIF neurons; rate: W2-weighted hidden firing rates (a leak-free "
         "integrator read at the end, divided by the steps); sum: the same without the division, each step's "
-        "W2-weighted spikes adding up like per-step log-likelihoods")
+        "W2-weighted spikes adding up like per-step log-likelihoods. spiking (the notebooks' name) is read "
+        "as count")
     dale: bool = field(
         False, "Dale's law: each presynaptic unit (input fibre for W1, hidden neuron for W2) is excitatory "
         "or inhibitory at random, and its outgoing weights are |w| times that fixed sign (saved with the "
@@ -174,6 +176,11 @@ class ModelConfig(Section):
     engine: Literal["auto", "reference", "fused"] = field(
         "auto", "neuron implementation: plain PyTorch reference or fused kernel; auto: fused where the "
         "tensors' device has one")
+
+    @field_validator("readout", mode="before")
+    @classmethod
+    def _notebook_readout_name(cls, value: Any) -> Any:
+        return "count" if value == "spiking" else value  # Altering_output_neurons' "spiking" output neurons
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -228,7 +235,7 @@ class TrainConfig(Section):
         "as torch.nn.Dropout); evaluation sees every spike", "1", ge=0, lt=1)
     background_hz: float = field(
         0.0, "spontaneous spikes added to every training fibre (the test set is clean unless "
-        "eval.background_hz)", "Hz", ge=0)
+        "eval.spike_background_hz)", "Hz", ge=0)
     target_rate_hz: float = field(10.0, "hidden firing rate the penalty pulls towards", "Hz", gt=0)
     models: int = field(1, "independent models trained at once (seeds seed..seed+models-1)", "models", ge=1)
     membrane_baseline: bool = field(
@@ -256,7 +263,7 @@ class EvalConfig(Section):
     spike_jitter_ms: float = field(
         0.0, "standard deviation of a random shift of every test spike (the training set is clean)", "ms",
         ge=0)
-    background_hz: float = field(
+    spike_background_hz: float = field(
         0.0, "spontaneous spikes added to every test fibre (the training set is clean)", "Hz", ge=0)
     robustness: bool = field(
         False, "the report gets a robustness curve: test accuracy against spike deletion and against "
@@ -302,9 +309,9 @@ class RunConfig(Section):
         if self.train.background_hz * self.stimulus.dt > 1:
             raise ValueError(f"train.background_hz * stimulus.dt must be at most 1 (one spike per step); got "
                              f"{self.train.background_hz:g} Hz at dt {self.stimulus.dt:g} s")
-        if self.eval.background_hz * self.stimulus.dt > 1:
-            raise ValueError(f"eval.background_hz * stimulus.dt must be at most 1 (one spike per step); got "
-                             f"{self.eval.background_hz:g} Hz at dt {self.stimulus.dt:g} s")
+        if self.eval.spike_background_hz * self.stimulus.dt > 1:
+            raise ValueError("eval.spike_background_hz * stimulus.dt must be at most 1 (one spike per step); "
+                             f"got {self.eval.spike_background_hz:g} Hz at dt {self.stimulus.dt:g} s")
         if self.train.target == "observer" and self.model.readout != "sum":
             raise ValueError("train.target = 'observer' needs model.readout = 'sum' "
                              f"(got {self.model.readout!r}): "

@@ -32,7 +32,7 @@ class Curve:
 def _clean(cfg: RunConfig) -> RunConfig:
     """``cfg`` without test-spike perturbations: the curves start from the clean test set."""
     return cfg.model_copy(update={"eval": cfg.eval.model_copy(update={
-        "spike_deletion": 0.0, "spike_jitter_ms": 0.0, "background_hz": 0.0})})
+        "spike_deletion": 0.0, "spike_jitter_ms": 0.0, "spike_background_hz": 0.0})})
 
 
 def robustness_curves(run: Run) -> list[Curve]:

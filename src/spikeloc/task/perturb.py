@@ -1,6 +1,6 @@
 """Perturbed input spikes: what a trained network meets when the auditory nerve is less reliable than in
-training. Applied to a test set (``eval.spike_deletion``, ``eval.spike_jitter_ms``, ``eval.background_hz``)
-and, level by level, for the robustness curve (``eval.robustness``).
+training. Applied to a test set (``eval.spike_deletion``, ``eval.spike_jitter_ms``,
+``eval.spike_background_hz``) and, level by level, for the robustness curve (``eval.robustness``).
 
 In this order, each with its own draws from the generator:
 
@@ -28,7 +28,8 @@ class Perturbation:
 
     @classmethod
     def of(cls, cfg: EvalConfig, stim: StimulusConfig) -> Perturbation:
-        return cls(cfg.spike_deletion, cfg.spike_jitter_ms * 1e-3 / stim.dt, cfg.background_hz * stim.dt)
+        return cls(cfg.spike_deletion, cfg.spike_jitter_ms * 1e-3 / stim.dt,
+                   cfg.spike_background_hz * stim.dt)
 
     @property
     def none(self) -> bool:
