@@ -52,6 +52,8 @@ def test_the_sweep_file_reads_as_the_flags(tmp_path):
     runs = plan(spec)
     assert len(runs) == 16 and len({r.name for r in runs}) == 16 and len({r.identity for r in runs}) == 16
     assert runs[1].config.seed == 4 and runs[1].config.model.hidden == 8 and runs[1].config.train.epochs == 2
+    clash = plan(spec_from_flags("tiny", (), ("description=a/b,a_b",), (), 1))  # one folder name, made safe
+    assert [r.name for r in clash] == ["p0000-s0", "p0001-s0"]
     flags = spec_from_flags("tiny", ("train.epochs=2",), ("model.hidden=8,16", "lr=0.01,0.02"),
                             ("model.readout=mean,max", "tau_out_ms=2.0,20.0"), None)
     assert [r.identity for r in plan(dataclasses.replace(flags, seeds=(3, 4)))] == [r.identity for r in runs]

@@ -226,13 +226,17 @@ def run_name(point: dict[str, Any], seed: int, index: int) -> str:
 
 def plan(spec: SweepSpec, threads: int | None = None, device: str | None = None) -> list[PlannedRun]:
     """Every (point, seed) of ``spec``, point by point, seeds in order. ``threads`` and ``device`` are set in
-    every config that does not set them in its base."""
+    every config that does not set them in its base. Names that two points would share once made safe for a
+    folder (``a/b`` and ``a_b``) become ``p<index>-s<seed>`` for every point."""
     extra = {k: v for k, v in (("threads", threads), ("device", device))
              if v is not None and k not in spec.base}
+    points = spec.points()
+    names = [run_name(point, 0, index) for index, point in enumerate(points)]
+    unique = len(set(names)) == len(names)
     out = []
-    for index, point in enumerate(spec.points()):
+    for index, point in enumerate(points):
         for seed in spec.seeds:
-            name = run_name(point, seed, index)
+            name = run_name(point, seed, index) if unique else f"p{index:04d}-s{seed}"
             try:
                 cfg = load_config(spec.preset, **{**spec.base, **point, **extra, "seed": seed})
             except SpikelocError as e:  # the values are valid alone (checked): this combination is not
