@@ -3,7 +3,7 @@
 One subpackage per stage, each importing only from the stages before it::
 
     config -> task -> neurons -> kernels -> observer -> models -> training -> evaluation -> runs -> analysis
-    -> export -> viz -> cli
+    -> export -> sweeps -> viz -> cli
 
 Shapes, everywhere: ``K`` models of a stack, ``B`` samples of a batch, ``T`` time steps, ``N`` units of a
 layer (``I`` input fibres, ``H`` hidden neurons, ``C`` output bins). Every per-model parameter has a
@@ -34,7 +34,7 @@ if "OMP_WAIT_POLICY" not in os.environ:
 __getattr__, __dir__, __all__ = lazy.attach(
     __name__,
     submodules=["analysis", "config", "evaluation", "export", "kernels", "models", "neurons", "observer",
-                "runs", "task", "training", "viz"],
+                "runs", "sweeps", "task", "training", "viz"],
     submod_attrs={
         "config": ["RunConfig", "load_config", "preset_descriptions", "preset_names"],
         "errors": ["SpikelocError"],
