@@ -164,3 +164,18 @@ def test_robustness_curves_start_at_the_test_accuracy_and_draw_in_the_report(tra
     report = spikeloc.viz.draw(dataclasses.replace(run, config=cfg), tmp_path, workers=1)
     assert (tmp_path / "figures" / "robustness.png").stat().st_size > 10_000
     assert "as the test spikes are perturbed" in report.read_text()
+
+
+def test_a_time_step_of_a_tenth_of_a_millisecond_trains_evaluates_and_draws(tmp_path):
+    """dt = 0.1 ms: 1,000 steps per stimulus (Quick_Start_250HzClassification). The fused and the reference
+    engine train to the same weights, the ideal observer is far above chance, the report draws."""
+    cfg = spikeloc.load_config("tiny", dt=0.0001, threads=1)
+    assert cfg.stimulus.steps == 1000
+    fused = spikeloc.train(cfg, progress=False)
+    reference = spikeloc.train(cfg.model_copy(update={"model": cfg.model.model_copy(
+        update={"engine": "reference"})}), progress=False)
+    torch.testing.assert_close(fused.models["spiking"].W1, reference.models["spiking"].W1, rtol=1e-4,
+                               atol=1e-5)
+    assert fused.metrics.ideal_observer.test.accuracy.mean > 0.5
+    report = spikeloc.viz.draw(fused, tmp_path, workers=1)
+    assert (tmp_path / "figures" / "stimulus_examples.png").is_file() and report.is_file()

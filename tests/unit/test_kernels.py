@@ -65,7 +65,9 @@ def assert_lif_matches_reference(h, alpha, upstream, rule, backend, reset="zero"
     return out
 
 
-SHAPES = [(1, 4, 37, 5), (2, 3, 100, 30), (3, 1, 20, 1), (2, 5, 1, 4), (1, 2, 2, 3), (2, 2, 3, 6)]
+# (1, 2, 1000, 5): dt = 0.1 ms, 1,000 steps and 5 hidden units, as Quick_Start_250HzClassification
+SHAPES = [(1, 4, 37, 5), (2, 3, 100, 30), (3, 1, 20, 1), (2, 5, 1, 4), (1, 2, 2, 3), (2, 2, 3, 6),
+          (1, 2, 1000, 5)]
 
 
 @pytest.mark.parametrize("reset", RESETS)
