@@ -107,15 +107,16 @@ def _nest(path: list[str], value: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- files and validation
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
+    """The TOML file ``path`` (``what`` it is, for the messages); a missing file or bad TOML is one line."""
     try:
         return tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise SpikelocError(f"config file not found: {path}") from None
+        raise SpikelocError(f"{what} not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SpikelocError(f"cannot read config file {path}: {e}") from None
+        raise SpikelocError(f"cannot read {what} {path}: {e}") from None
     except tomllib.TOMLDecodeError as e:
-        raise SpikelocError(f"config file {path} is not valid TOML: {e}") from None
+        raise SpikelocError(f"{what} {path} is not valid TOML: {e}") from None
 
 
 def _canonical(data: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +164,7 @@ def load_config(preset: str | None = None, file: str | Path | None = None,
     ``load_config("default", tau_hidden_ms=5, seed=3)``; None is ignored (so the CLI can pass
     options that were not given).
     """
-    file_data = _read_toml(Path(file)) if file is not None else {}
+    file_data = read_toml(Path(file)) if file is not None else {}
     file_preset = file_data.pop("preset", "default")
     data = _merge(_canonical(_preset_dict(preset or file_preset)), _canonical(file_data))
     for item in overrides:

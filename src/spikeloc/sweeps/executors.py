@@ -20,7 +20,7 @@ import multiprocessing
 from typing import Any
 
 from ..errors import SpikelocError
-from .jobs import run_job
+from .jobs import one_line, run_job
 
 RETRIES = 2
 
@@ -76,9 +76,8 @@ class RayExecutor:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise SpikelocError(f"cannot start or join Ray (--address {address or 'none: a local Ray'}): "
-                                f"{first}") from None
+                                f"{one_line(e)}") from None
         self.remote = ray.remote(job_function).options(num_cpus=cpus, num_gpus=gpus, max_retries=RETRIES,
                                                         retry_exceptions=False)
         # without --jobs, a cluster runs as many jobs as its CPUs (or GPUs) hold
@@ -97,8 +96,7 @@ class RayExecutor:
             try:
                 out.append((job, self.ray.get(ref)))
             except self.ray.exceptions.RayError as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                out.append((job, f"its Ray task failed after {RETRIES} retries: {first}"))
+                out.append((job, f"its Ray task failed after {RETRIES} retries: {one_line(e)}"))
         return out
 
     def close(self) -> None:

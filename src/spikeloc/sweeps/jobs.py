@@ -44,7 +44,8 @@ def outcome_metrics(metrics: RunMetrics) -> dict[str, Any]:
             "test_samples": metrics.test_samples}
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """A failure as one line: a SpikelocError's message, else the error's type and its first line."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return text if isinstance(error, SpikelocError) else f"{type(error).__name__}: {text}"
 
@@ -79,7 +80,7 @@ def _alone(name: str, cfg: RunConfig, root: Path) -> dict[str, Any]:
     try:
         return _write(train(cfg, progress=False), root / name)
     except Exception as e:  # a failed run is recorded with its reason; the sweep goes on
-        return {"status": "failed", "reason": _one_line(e)}
+        return {"status": "failed", "reason": one_line(e)}
 
 
 def run_job(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -94,7 +95,7 @@ def run_job(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
             cfg = config_from_toml_text(item["config"], name)
             previous = _previous(root / name, cfg)
         except Exception as e:
-            outcomes[name] = {"status": "failed", "reason": _one_line(e)}
+            outcomes[name] = {"status": "failed", "reason": one_line(e)}
             continue
         if previous is not None:
             outcomes[name] = previous
@@ -114,7 +115,7 @@ def run_job(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 try:
                     outcomes[name] = _write(run, root / name)
                 except Exception as e:
-                    outcomes[name] = {"status": "failed", "reason": _one_line(e)}
+                    outcomes[name] = {"status": "failed", "reason": one_line(e)}
             return outcomes
     for name, cfg in todo:
         outcomes[name] = _alone(name, cfg, root)

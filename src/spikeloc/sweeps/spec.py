@@ -25,12 +25,11 @@ import hashlib
 import itertools
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config.loading import load_config, parse_override, resolve_key
+from ..config.loading import load_config, parse_override, read_toml, resolve_key
 from ..config.schema import MAX_SEED, RunConfig
 from ..errors import SpikelocError
 
@@ -144,15 +143,7 @@ def spec_from_dict(data: dict[str, Any], where: str) -> SweepSpec:
 
 def read_spec(path: Path) -> SweepSpec:
     """The sweep file ``path``; a missing file or bad TOML is one line."""
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise SpikelocError(f"sweep file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpikelocError(f"cannot read sweep file {path}: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SpikelocError(f"sweep file {path} is not valid TOML: {e}") from None
-    return spec_from_dict(data, str(path))
+    return spec_from_dict(read_toml(path, "sweep file"), str(path))
 
 
 def _value_list(item: str, flag: str) -> tuple[str, list[Any]]:
