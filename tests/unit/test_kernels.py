@@ -6,15 +6,18 @@ in a different summation order. The triton kernels run here through triton's CPU
 """
 
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
 from spikeloc.errors import SpikelocError
-from spikeloc.kernels import dispatch, lif_numba
+from spikeloc.kernels import alif_numba, dispatch, lif_numba
 from spikeloc.kernels.fused import LAG_AND_SHIFT, fused_lif
+from spikeloc.kernels.fused_alif import fused_alif
 from spikeloc.kernels.li_matrix import li_time_mean, li_trace
+from spikeloc.neurons.alif import ALIFParams, alif_sequence
 from spikeloc.neurons.li import LIParams, li_sequence
 from spikeloc.neurons.lif import LIFParams, lif_sequence
 
@@ -217,7 +220,7 @@ def test_triton_compiles_for_sm90_without_fma(monkeypatch, rule, subtract):
 
 def test_engines_on_cpu():
     h, alpha, _ = make_case((1, 2, 5, 3), scale=0.8, seed=7)
-    assert dispatch.fused_lif_backend("cpu")[0] is lif_numba and dispatch.uses_fused_lif("auto", h)
+    assert dispatch.fused_backend("cpu")[0] is lif_numba and dispatch.uses_fused_lif("auto", h)
     assert type(dispatch.lif(h, params(alpha, "standard"), "auto").grad_fn).__name__ == "FusedLIFBackward"
     assert type(dispatch.lif(h, params(alpha, "standard"), "reference").grad_fn).__name__ == "StackBackward0"
     # no fused kernel there: auto takes the reference
@@ -227,7 +230,7 @@ def test_engines_on_cpu():
 
 def test_fused_unavailable_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(dispatch.FUSED_LIF, "cuda", None)  # as without triton installed
-    assert dispatch.fused_lif_backend("cuda") == (None, "triton not installed")
+    assert dispatch.fused_backend("cuda") == (None, "triton not installed")
     with pytest.raises(SpikelocError, match=r"^model.engine: 'fused' is not available on cuda "
                                             r"\(triton not installed\); allowed: auto, reference$"):
         dispatch.check_engine("fused", "cuda")
@@ -255,3 +258,106 @@ def test_fused_surrogate_is_cut_off_far_below_threshold(monkeypatch, rule, backe
     assert torch.equal(deep, torch.zeros_like(deep))
     tiny = torch.finfo(torch.float32).tiny
     assert not ((grad_h != 0) & (grad_h.abs() < tiny)).any()
+
+
+# ---------------------------------------------------------------- ALIF (adaptive threshold)
+
+def alif_params(alpha, reset="zero", **kw):
+    return ALIFParams(alpha, "notebook", reset, surrogate_slope=SLOPE, adapt_decay=math.exp(-0.5),
+                      adapt_strength=kw.pop("adapt_strength", 1.3), **kw)
+
+
+def assert_alif_matches_reference(h, alpha, upstream, backend, reset="zero", **kw):
+    ref, ref_grads = forward_backward(lambda h, a: alif_sequence(h, alif_params(a, reset, **kw)), h, alpha,
+                                      upstream)
+    out, grads = forward_backward(lambda h, a: fused_alif(h, alif_params(a, reset, **kw), backend), h, alpha,
+                                  upstream)
+    assert out.dtype == torch.float32 and torch.equal(out, ref)
+    assert_close_at_scale(grads, ref_grads)
+    return out
+
+
+@pytest.mark.parametrize("reset", RESETS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_numba_alif_matches_reference(reset, shape):
+    h, alpha, up = make_case(shape, scale=0.8, seed=sum(shape) + 1)
+    spikes = assert_alif_matches_reference(h, alpha, up, alif_numba, reset)
+    if shape[2] > 10:
+        assert 0 < spikes.mean() < 0.5
+
+
+@pytest.mark.parametrize("reset", RESETS)
+def test_numba_alif_takes_threshold_reset_value_and_strength(reset):
+    h, alpha, up = make_case((2, 3, 60, 6), scale=1.5, seed=13)
+    spikes = assert_alif_matches_reference(h, alpha, up, alif_numba, reset, threshold=1.2, v_reset=0.3,
+                                           adapt_strength=2.5)
+    assert 0 < spikes.mean() < 0.6
+
+
+def test_alif_adapts_and_is_lif_without_strength():
+    """The threshold rises with spikes: fewer spikes than the LIF on the same currents; strength 0 is the
+    LIF."""
+    h, alpha, _ = make_case((2, 3, 80, 6), scale=1.0, seed=14)
+    lif_spikes = lif_sequence(h, params(alpha, "notebook"))
+    assert torch.equal(alif_sequence(h, alif_params(alpha, adapt_strength=0.0)), lif_spikes)
+    assert alif_sequence(h, alif_params(alpha, adapt_strength=3.0)).sum() < lif_spikes.sum()
+
+
+def load_alif_triton(monkeypatch):
+    load_lif_triton(monkeypatch, interpret=True)  # TRITON_INTERPRET set, triton present
+    spec = importlib.util.spec_from_file_location("spikeloc.kernels._alif_triton_interpreted",
+                                                  Path(dispatch.__file__).with_name("alif_triton.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("reset", RESETS)
+@pytest.mark.parametrize("shape", [(2, 3, 24, 7), (1, 2, 1, 3), (1, 2, 2, 3), (1, 1, 3, 2)])
+def test_triton_alif_matches_reference(monkeypatch, reset, shape):
+    alif_triton = load_alif_triton(monkeypatch)
+    h, alpha, up = make_case(shape, scale=0.8, seed=sum(shape) + 2)
+    spikes = assert_alif_matches_reference(h, alpha, up, alif_triton, reset, v_reset=0.2 * (reset == "zero"))
+    if shape[2] > 10:
+        assert spikes.sum() > 0
+
+
+@pytest.mark.parametrize("subtract", [False, True])
+def test_triton_alif_compiles_for_sm90_without_fma(monkeypatch, subtract):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    pytest.importorskip("triton")
+    spec = importlib.util.spec_from_file_location("spikeloc.kernels._alif_triton_compiled",
+                                                  Path(dispatch.__file__).with_name("alif_triton.py"))
+    alif_triton = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(alif_triton)
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, compile
+
+    ints = dict.fromkeys(["lanes", "batch", "T", "H"], "i32")
+    floats = dict.fromkeys(["theta", "v_reset", "rho", "gain", "beta"], "fp32")
+    consts = {"SUBTRACT": subtract, "BLOCK": alif_triton.BLOCK}
+    signatures = {
+        alif_triton._forward_kernel: dict.fromkeys(["h_ptr", "alpha_ptr", "out_ptr", "v_ptr", "u_ptr",
+                                                    "a_ptr"], "*fp32") | floats | ints,
+        alif_triton._backward_kernel: dict.fromkeys(["g_ptr", "v_ptr", "u_ptr", "a_ptr", "out_ptr", "sig_ptr",
+                                                     "alpha_ptr", "gh_ptr", "ga_ptr"], "*fp32")
+        | {"slope": "fp32"} | floats | ints,
+    }
+    for kernel, signature in signatures.items():
+        source = ASTSource(kernel, signature | dict.fromkeys(consts, "constexpr"), constexprs=consts)
+        compiled = compile(source, target=GPUTarget("cuda", 90, 32),
+                           options={"num_warps": 1, "enable_fp_fusion": False})
+        assert compiled.asm["cubin"] and "fma" not in compiled.asm["ptx"]
+
+
+def test_alif_engines():
+    h, alpha, _ = make_case((1, 2, 5, 3), scale=0.8, seed=7)
+    assert type(dispatch.lif(h, alif_params(alpha), "auto").grad_fn).__name__ == "FusedALIFBackward"
+    standard = ALIFParams(alpha, "standard", "zero")
+    with pytest.raises(SpikelocError, match=r"^model.engine: 'fused' is not available on cpu \(no fused "
+                                            r"ALIF for update_rule 'standard'; it has one for notebook\); "
+                                            r"allowed: auto, reference$"):
+        dispatch.lif(h, standard, "fused")
+    with pytest.warns(UserWarning, match="the ALIF layer runs the reference"):
+        out = dispatch.lif(h, standard, "auto")
+    assert torch.equal(out, alif_sequence(h, standard))

@@ -218,3 +218,31 @@ def test_input_of_the_wrong_shape_is_a_one_line_error(gen):
                                                 rf"got {re.escape(shape)}$"):
             stack(bad)
     torch.testing.assert_close(stack(x.expand(2, -1, -1, -1)).scores, stack(x).scores)  # (K, B, T, I) is fine
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_alif_network_is_fused_equal_to_its_reference(gen, reset):
+    """``model.neuron = "alif"`` with the notebook rule: the fused network's scores and gradients equal the
+    reference engine's on the same weights."""
+    overrides = ["model.neuron=alif", "model.update_rule=notebook", f"model.reset={reset}",
+                 "model.adapt_tau_ms=2", "model.adapt_strength=1.5", "model.learn_tau=true"]
+    x = spikes_like(load_config("tiny"), 6, gen)
+    results = []
+    for engine in ("fused", "reference"):
+        cfg = load_config("tiny", overrides=[*overrides, f"model.engine={engine}"])
+        model = build_models(cfg.stimulus, cfg.model, [0, 1])
+        assert model.neuron_params().adapt_decay == pytest.approx(math.exp(-cfg.stimulus.dt / 2e-3))
+        out = model(x)
+        out.scores.square().sum().backward()
+        results.append((out.spikes, out.scores, model.W1.grad, model.log_tau_hidden.grad))
+    (spikes, *rest), (ref_spikes, *ref_rest) = results
+    assert torch.equal(spikes, ref_spikes) and spikes.sum() > 0
+    for a, b in zip(rest, ref_rest, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_alif_without_a_fused_kernel_is_refused_at_construction():
+    cfg = load_config("tiny", overrides=["model.neuron=alif", "model.update_rule=standard",
+                                         "model.engine=fused"])
+    with pytest.raises(SpikelocError, match=r"no fused ALIF for update_rule 'standard'"):
+        build_models(cfg.stimulus, cfg.model, [0])

@@ -143,9 +143,18 @@ class ModelConfig(Section):
         "notebook: the spike is taken from the membrane before the update; standard: after it, and the reset "
         "also drops the next step's input; immediate: spike and reset in the same step, the next input "
         "counts (as Norse)", old_name="semantics")
+    neuron: Literal["lif", "alif"] = field(
+        "lif", "hidden neuron: lif, or alif, whose threshold 1 + adapt_strength a rises with its own spikes "
+        "(a[t] = rho a[t-1] + (1 - rho) s[t], rho = exp(-dt / adapt_tau_ms); the community's "
+        "Dynamic_threshold notebook; equations: spikeloc.neurons.alif). Fused kernels: every lif; alif with "
+        "update_rule = 'notebook'")
+    adapt_tau_ms: float = field(20.0, "alif: time constant of the threshold adaptation", "ms", gt=0)
+    adapt_strength: float = field(
+        1.0, "alif: threshold added per unit of adaptation (a spike adds adapt_strength (1 - rho))",
+        "threshold", ge=0)
     reset: Literal["zero", "subtract"] = field(
         "zero", "what a spike does to the membrane: zero sets it to 0 (the notebook's multiplication by "
-        "1 - s); subtract takes the threshold off it")
+        "1 - s); subtract takes the threshold off it (for alif the threshold of that step)")
     init: Literal["notebook", "fan_in", "observer"] = field(
         "notebook", "notebook: U(+-1/sqrt(12)) for both layers; fan_in: U(+-gain/sqrt(fan-in)); observer: "
         "hidden neurons start as the ideal observer's (tone phase, IPD) templates, the readout as fan_in")

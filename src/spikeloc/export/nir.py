@@ -47,6 +47,9 @@ AGREEMENT_SAMPLES = 256  # stimuli on which an approximate export measures its s
 
 def _check_expressible(run: Run, approximate: bool) -> None:
     m = run.config.model
+    if m.neuron != "lif":
+        raise SpikelocError(f"NIR cannot express model.neuron = '{m.neuron}': it has no neuron with an "
+                            "adaptive threshold; only neuron = 'lif' exports")
     if m.reset != "zero":
         raise SpikelocError("NIR cannot express model.reset = 'subtract': its LIF neurons reset to a value "
                             "(v_reset); only reset = 'zero' exports")

@@ -133,7 +133,7 @@ def _backward_kernel(g_ptr, u_ptr, out_ptr, alpha_ptr, gh_ptr, ga_ptr, slope, th
     tl.store(ga_ptr + n, acc, mask=mask)
 
 
-def _on_device(x: torch.Tensor):
+def on_device(x: torch.Tensor):
     """Launch on the tensor's GPU, not the current one; CPU tensors only occur in interpreter mode."""
     return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
 
@@ -143,7 +143,7 @@ def forward(h: torch.Tensor, alpha: torch.Tensor, rec: Recurrence) -> tuple[torc
     models, batch, T, hidden = h.shape
     out, u = torch.empty_like(h), torch.empty_like(h)
     lanes = models * batch * hidden
-    with _on_device(h):
+    with on_device(h):
         _forward_kernel[(triton.cdiv(lanes, BLOCK),)](
             h, alpha, out, u, rec.threshold, rec.v_reset, lanes, batch, T, hidden, max(T - rec.shift, 0),
             LAG=rec.lag, SHIFT=rec.shift, SUBTRACT=rec.subtract, BLOCK=BLOCK, num_warps=1,
@@ -159,7 +159,7 @@ def backward(grad: torch.Tensor, u: torch.Tensor, spikes: torch.Tensor, alpha: t
     # one partial sum per lane, reduced over the batch below
     grad_alpha = torch.empty((models, batch, hidden), dtype=u.dtype, device=u.device)
     lanes = models * batch * hidden
-    with _on_device(u):
+    with on_device(u):
         _backward_kernel[(triton.cdiv(lanes, BLOCK),)](
             grad, u, spikes, alpha, grad_h, grad_alpha, rec.slope, rec.threshold, rec.v_reset, lanes, batch,
             T, hidden, max(T - rec.shift, 0), LAG=rec.lag, SHIFT=rec.shift, SUBTRACT=rec.subtract,

@@ -9,6 +9,7 @@ bin, or with ``train.target = "observer"`` the KL per step to the ideal observer
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -16,6 +17,7 @@ from torch import nn
 
 from ..config.schema import ModelConfig, StimulusConfig, TrainConfig
 from ..kernels.dispatch import lif
+from ..neurons.alif import ALIFParams
 from ..neurons.lif import LIFParams
 from . import init, losses
 from .protocol import Output
@@ -89,11 +91,16 @@ class SpikingNetwork(StackedModel):
             init.observer_templates_(self, generators)
 
     def neuron_params(self) -> LIFParams:
-        """The hidden neurons' :class:`~spikeloc.neurons.lif.LIFParams`: threshold 1 (currents are in
-        threshold units), reset to 0 or by subtraction as ``model.reset`` says."""
+        """The hidden neurons' :class:`~spikeloc.neurons.lif.LIFParams` (with ``model.neuron = "alif"``
+        :class:`~spikeloc.neurons.alif.ALIFParams`): threshold 1 (currents are in threshold units), reset to
+        0 or by subtraction as ``model.reset`` says."""
+        cfg = self.cfg
         alpha = torch.exp(-self.stim.dt / self.log_tau_hidden.exp())  # (K, H)
-        return LIFParams(alpha, self.cfg.update_rule, self.cfg.reset,
-                         surrogate_slope=self.cfg.surrogate_slope)
+        if cfg.neuron == "alif":
+            return ALIFParams(alpha, cfg.update_rule, cfg.reset, surrogate_slope=cfg.surrogate_slope,
+                              adapt_decay=math.exp(-self.stim.dt / (cfg.adapt_tau_ms * 1e-3)),
+                              adapt_strength=cfg.adapt_strength)
+        return LIFParams(alpha, cfg.update_rule, cfg.reset, surrogate_slope=cfg.surrogate_slope)
 
     def forward(self, x: torch.Tensor, train_hidden: bool = True, noise: Noise | None = None) -> Output:
         """Scores ``(K, B, C)`` and hidden spikes ``(K, B, T, H)`` for input spikes ``x`` ``(B, T, I)``

@@ -57,7 +57,8 @@ class StackedModel(nn.Module):
 
     def __init__(self, stim: StimulusConfig, cfg: ModelConfig, models: int, device=None):
         super().__init__()
-        check_engine(cfg.engine, device or "cpu")  # refused here, before any training, not at the first step
+        # refused here, before any training, not at the first step
+        check_engine(cfg.engine, device or "cpu", cfg.neuron, cfg.update_rule)
         self.stim, self.cfg, self.models = stim, cfg, models
 
     @property

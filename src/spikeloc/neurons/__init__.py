@@ -6,5 +6,6 @@ import lazy_loader as lazy
 __getattr__, __dir__, __all__ = lazy.attach(__name__, submod_attrs={
     "surrogate": ["spike_fn"],
     "lif": ["LIFParams", "LIFState", "lif_sequence", "lif_step"],
+    "alif": ["ALIFParams", "ALIFState", "alif_sequence", "alif_step"],
     "li": ["LIParams", "LIState", "li_sequence", "li_step"],
 })

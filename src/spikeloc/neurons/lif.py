@@ -35,6 +35,7 @@ from .surrogate import spike_fn
 
 UpdateRule = Literal["notebook", "standard", "immediate"]
 Reset = Literal["zero", "subtract"]
+Threshold = float | torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -56,32 +57,34 @@ class LIFState(NamedTuple):
     s: torch.Tensor
 
 
-def _reset_to_value(p: LIFParams, v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def _reset_to_value(p: LIFParams, v: torch.Tensor, s: torch.Tensor, theta) -> torch.Tensor:
     return v * (1 - s) if p.v_reset == 0 else v * (1 - s) + p.v_reset * s
 
 
-def _reset_by_subtraction(p: LIFParams, v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    return v - p.threshold * s
+def _reset_by_subtraction(p: LIFParams, v: torch.Tensor, s: torch.Tensor, theta) -> torch.Tensor:
+    return v - theta * s
 
 
-RESETS: dict[str, Callable[[LIFParams, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+RESETS: dict[str, Callable[[LIFParams, torch.Tensor, torch.Tensor, Threshold], torch.Tensor]] = {
     "zero": _reset_to_value, "subtract": _reset_by_subtraction}
 
 
-def _standard(p: LIFParams, reset, state: LIFState, h: torch.Tensor) -> LIFState:
-    v = reset(p, p.alpha[:, None, :] * state.v + h, state.s)  # alpha (K, 1, N): shared by the batch
-    return LIFState(v, spike_fn(v - p.threshold, p.surrogate_slope))
+# each rule takes the step's threshold ``theta`` (a float, or a tensor ``(K, B, N)`` for the adaptive
+# threshold of :mod:`.alif`), used both to spike and to reset by subtraction
+def _standard(p: LIFParams, reset, state: LIFState, h: torch.Tensor, theta: Threshold) -> LIFState:
+    v = reset(p, p.alpha[:, None, :] * state.v + h, state.s, theta)  # alpha (K, 1, N): shared by the batch
+    return LIFState(v, spike_fn(v - theta, p.surrogate_slope))
 
 
-def _immediate(p: LIFParams, reset, state: LIFState, h: torch.Tensor) -> LIFState:
-    v = p.alpha[:, None, :] * reset(p, state.v, state.s) + h
-    return LIFState(v, spike_fn(v - p.threshold, p.surrogate_slope))
+def _immediate(p: LIFParams, reset, state: LIFState, h: torch.Tensor, theta: Threshold) -> LIFState:
+    v = p.alpha[:, None, :] * reset(p, state.v, state.s, theta) + h
+    return LIFState(v, spike_fn(v - theta, p.surrogate_slope))
 
 
-def _notebook(p: LIFParams, reset, state: LIFState, h: torch.Tensor) -> LIFState:
-    v = reset(p, p.alpha[:, None, :] * state.v + h, state.s)
+def _notebook(p: LIFParams, reset, state: LIFState, h: torch.Tensor, theta: Threshold) -> LIFState:
+    v = reset(p, p.alpha[:, None, :] * state.v + h, state.s, theta)
     # from the membrane before the update
-    return LIFState(v, spike_fn(state.v - p.threshold, p.surrogate_slope))
+    return LIFState(v, spike_fn(state.v - theta, p.surrogate_slope))
 
 
 RULES = {"standard": _standard, "immediate": _immediate, "notebook": _notebook}
@@ -90,7 +93,7 @@ RECORDING_LAG = {"standard": 0, "immediate": 0, "notebook": 1}  # steps a rule's
 
 def lif_step(p: LIFParams, state: LIFState, h: torch.Tensor) -> LIFState:
     """One step: the state after input current ``h`` ``(K, B, N)``; its ``s`` is the step's spike."""
-    return RULES[p.update_rule](p, RESETS[p.reset], state, h)
+    return RULES[p.update_rule](p, RESETS[p.reset], state, h, p.threshold)
 
 
 def initial_state(h: torch.Tensor) -> LIFState:
@@ -99,19 +102,24 @@ def initial_state(h: torch.Tensor) -> LIFState:
     return LIFState(zeros, zeros)
 
 
+def run_steps(step: Callable, state, h: torch.Tensor, lag: int, record_membrane: bool = False):
+    """Spikes ``(K, B, T, N)`` (and with ``record_membrane`` the membrane ``v``) of ``state = step(state,
+    h[:, :, t])`` over the steps of currents ``h`` ``(K, B, T, N)``; ``lag`` spikes of 0 come first."""
+    spikes, membrane = [state.s] * lag, [state.v] * lag  # notebook: s[0] = 0 is recorded before any step
+    for t in range(h.shape[2] - lag):
+        state = step(state, h[:, :, t])
+        spikes.append(state.s)
+        membrane.append(state.v)
+    if record_membrane:
+        return torch.stack(spikes, dim=2), torch.stack(membrane, dim=2)
+    return torch.stack(spikes, dim=2)
+
+
 def lif_sequence(h: torch.Tensor, p: LIFParams, record_membrane: bool = False):
     """Spikes ``(K, B, T, N)`` for input currents ``h`` ``(K, B, T, N)``, one Python step at a time.
 
     With ``record_membrane`` also the membrane ``v[t]`` of the equations, ``(K, B, T, N)``: the value
     a spike is thresholded from (``notebook``: ``s[t]`` from ``v[t-1]``) before the reset is applied.
     """
-    rule, reset, lag = RULES[p.update_rule], RESETS[p.reset], RECORDING_LAG[p.update_rule]
-    state = initial_state(h)
-    spikes, membrane = [state.s] * lag, [state.v] * lag  # notebook: s[0] = 0 is recorded before any step
-    for t in range(h.shape[2] - lag):
-        state = rule(p, reset, state, h[:, :, t])
-        spikes.append(state.s)
-        membrane.append(state.v)
-    if record_membrane:
-        return torch.stack(spikes, dim=2), torch.stack(membrane, dim=2)
-    return torch.stack(spikes, dim=2)
+    return run_steps(lambda state, h_t: lif_step(p, state, h_t), initial_state(h), h,
+                     RECORDING_LAG[p.update_rule], record_membrane)

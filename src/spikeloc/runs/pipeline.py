@@ -199,7 +199,7 @@ def _prepare_training(device: torch.device, model: ModelConfig) -> None:
     with contextlib.suppress(Exception):  # a failure shows again where training really needs it
         importlib.import_module("torch._dynamo")
         if model.engine != "reference":
-            warm_up(device, model.update_rule, model.reset)
+            warm_up(device, model.update_rule, model.reset, model.neuron)
 
 
 def _train(cfg: RunConfig, device: torch.device, progress: bool, checkpoints: Checkpoints | None,
