@@ -154,14 +154,15 @@ def test_uniform_guess_is_the_loss_of_a_uniform_posterior(gen):
     assert model.uniform_guess_loss(cfg.train.model_copy(update={"target": "observer"})) is None
 
 
-def test_a_fit_resumed_from_any_epoch_ends_as_the_uninterrupted_one():
-    """Two stages, a cosine schedule, fresh data every epoch, training noise and a stack of two: resumed from
-    the state written after each epoch (through the checkpoint's bytes), every fit ends bit-identical to the
-    one never stopped."""
+@pytest.mark.parametrize("data", [("train.fresh_data=true",), ("stimulus.offset=per_epoch",)])
+def test_a_fit_resumed_from_any_epoch_ends_as_the_uninterrupted_one(data):
+    """Two stages, a cosine schedule, fresh data (or a new offset) every epoch, training noise and a stack of
+    two: resumed from the state written after each epoch (through the checkpoint's bytes), every fit ends
+    bit-identical to the one never stopped."""
     from spikeloc.runs.checkpoint import Checkpoint, from_bytes, to_bytes
 
     cfg = small_config("train.epochs=4", "train.readout_only_epochs=2", "train.lr_schedule=cosine",
-                       "train.fresh_data=true", "model.learn_tau=true", "model.hidden_bias=true",
+                       *data, "model.learn_tau=true", "model.hidden_bias=true",
                        "model.membrane_noise=0.2", "train.dropout=0.1", "train.background_hz=20")
     states = []
     whole = build_models(cfg.stimulus, cfg.model, [3, 4])

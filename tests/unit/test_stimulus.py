@@ -1,10 +1,19 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from spikeloc.config import load_config
-from spikeloc.task.stimulus import input_signal, random_ipd_input_signal, spike_probability
+from spikeloc.errors import SpikelocError
+from spikeloc.runs.pipeline import datasets, validation_sets
+from spikeloc.task.stimulus import (
+    input_signal,
+    random_ipd_input_signal,
+    spike_probability,
+    with_new_offset,
+    with_offset,
+)
 
 
 def notebook_probability(ipd, offset, cfg):
@@ -84,3 +93,47 @@ def test_fibres_without_phase_delays_share_their_ears_phase():
     assert not torch.equal(p[..., 0], p[..., half])  # the ears differ by the IPD
     delayed = spike_probability(ipd, offset, load_config("tiny").stimulus)
     assert not torch.equal(delayed[..., 0], delayed[..., 1])
+
+
+def test_per_epoch_offset_keeps_the_draws_and_changes_the_offset(gen):
+    cfg = load_config("tutorial", overrides=["stimulus.offset=per_epoch"]).stimulus
+    data = random_ipd_input_signal(40, cfg, gen)
+    assert data.offset.unique().numel() == 1 and data.draw_state is not None
+    assert torch.equal(with_offset(data, cfg, data.offset).spikes, data.spikes)  # the same uniform draws
+    moved = with_new_offset(data, cfg, torch.Generator().manual_seed(5))
+    assert torch.equal(moved.ipd, data.ipd) and moved.offset.unique().numel() == 1
+    assert moved.offset[0] != data.offset[0] and not torch.equal(moved.spikes, data.spikes)
+    # the same draws under another offset: a spike where the new probability is at least the old one's
+    # wherever the old set had one (u < p_old <= p_new)
+    p_old = spike_probability(data.ipd, data.offset, cfg)
+    p_new = spike_probability(data.ipd, moved.offset, cfg)
+    rises = (p_new >= p_old) & data.spikes.bool()
+    assert moved.spikes.bool()[rises].all()
+
+
+def test_a_set_not_drawn_per_epoch_cannot_take_a_new_offset(gen):
+    cfg = load_config("tutorial").stimulus
+    with pytest.raises(ValueError, match="per_epoch"):
+        with_new_offset(random_ipd_input_signal(4, cfg, gen), cfg, gen)
+
+
+def test_phase_delay_noise_is_a_fixed_shift_of_each_fibre(gen):
+    """A noise of c on every fibre is the same as an offset moved by c / (2 pi) cycles."""
+    cfg = load_config("tutorial").stimulus
+    ipd, offset = torch.rand(8, generator=gen) - 0.5, torch.rand(8, generator=gen)
+    c = 0.3
+    shifted = spike_probability(ipd, offset, cfg, delay_noise=torch.full((cfg.inputs,), c))
+    torch.testing.assert_close(shifted, spike_probability(ipd, offset + c / (2 * math.pi), cfg), atol=1e-5,
+                               rtol=0)
+
+
+def test_phase_delay_noise_reaches_training_and_validation_sets_only():
+    base = load_config("tiny", overrides=["train.validation_batches=1"])
+    noisy = load_config("tiny", overrides=["train.validation_batches=1", "train.phase_delay_noise_deg=20"])
+    clean, loud = datasets(base, torch.device("cpu")), datasets(noisy, torch.device("cpu"))
+    assert torch.equal(clean["test"].spikes, loud["test"].spikes)
+    assert not torch.equal(clean["train"].spikes, loud["train"].spikes)
+    assert not torch.equal(validation_sets(base, torch.device("cpu"))[0].spikes,
+                           validation_sets(noisy, torch.device("cpu"))[0].spikes)
+    with pytest.raises(SpikelocError, match=r"train\.phase_delay_noise_deg needs stimulus\.offset"):
+        load_config("tiny", overrides=["stimulus.offset=per_epoch", "train.phase_delay_noise_deg=5"])

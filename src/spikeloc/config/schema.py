@@ -86,8 +86,10 @@ class StimulusConfig(Section):
         True, "false: every fibre of an ear has phase delay 0, whatever max_phase_delay_deg says (the inputs "
         "of the community's learnable-delay notebook, where the network must find the delays itself)")
     num_classes: int = field(12, "IPD classes (bins of equal width)", "classes", ge=2)
-    offset: Literal["per_dataset", "per_sample"] = field(
-        "per_dataset", "phase offset: one per generated set (notebook) or one per sample")
+    offset: Literal["per_dataset", "per_epoch", "per_sample"] = field(
+        "per_dataset", "phase offset: one per generated set (notebook); per_epoch: the training set gets a "
+        "new one every epoch, its IPDs and Poisson draws kept (Quick_Start_random; validation and test sets: "
+        "one each); or one per sample")
 
     @model_validator(mode="after")
     def _check(self) -> StimulusConfig:
@@ -245,6 +247,9 @@ class TrainConfig(Section):
     background_hz: float = field(
         0.0, "spontaneous spikes added to every training fibre (the test set is clean unless "
         "eval.spike_background_hz)", "Hz", ge=0)
+    phase_delay_noise_deg: float = field(
+        0.0, "Gaussian noise on each fibre's phase delay in the training and validation sets, one draw per "
+        "fibre for each set drawn (Noise_robustness); the test set is clean", "deg", ge=0)
     target_rate_hz: float = field(10.0, "hidden firing rate the penalty pulls towards", "Hz", gt=0)
     models: int = field(1, "independent models trained at once (seeds seed..seed+models-1)", "models", ge=1)
     membrane_baseline: bool = field(
@@ -321,6 +326,10 @@ class RunConfig(Section):
         if self.eval.spike_background_hz * self.stimulus.dt > 1:
             raise ValueError("eval.spike_background_hz * stimulus.dt must be at most 1 (one spike per step); "
                              f"got {self.eval.spike_background_hz:g} Hz at dt {self.stimulus.dt:g} s")
+        if self.stimulus.offset == "per_epoch" and self.train.phase_delay_noise_deg > 0:
+            raise ValueError("train.phase_delay_noise_deg needs stimulus.offset 'per_dataset' or "
+                             "'per_sample': with 'per_epoch' a set is heard again from the same draws, "
+                             "without its noise")
         if self.train.target == "observer" and self.model.readout != "sum":
             raise ValueError("train.target = 'observer' needs model.readout = 'sum' "
                              f"(got {self.model.readout!r}): "

@@ -54,7 +54,7 @@ def datasets(cfg: RunConfig, device: torch.device, seed: int | None = None) -> d
     if any) of the run with ``seed`` (default: ``cfg.seed``), drawn again identically on demand."""
     tc, seed = cfg.train, cfg.seed if seed is None else seed
     train_set = random_ipd_input_signal(tc.batch_size * tc.train_batches, cfg.stimulus,
-                                        stage_generator(seed, "train", device))
+                                        stage_generator(seed, "train", device), tc.phase_delay_noise_deg)
     return {"train": train_set, "test": test_set(cfg, tc.batch_size * tc.test_batches, seed, device)}
 
 
@@ -70,7 +70,7 @@ def validation_sets(cfg: RunConfig, device: torch.device) -> list[Dataset] | Non
     if not tc.validation_batches:
         return None
     return [random_ipd_input_signal(tc.batch_size * tc.validation_batches, cfg.stimulus,
-                                    stage_generator(seed, "validation", device))
+                                    stage_generator(seed, "validation", device), tc.phase_delay_noise_deg)
             for seed in member_seeds(cfg)]
 
 

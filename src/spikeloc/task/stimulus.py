@@ -33,6 +33,9 @@ class Dataset:
     ipd: torch.Tensor
     spikes: torch.Tensor
     offset: torch.Tensor  # phase offset of each sample, in cycles, ``(n,)``
+    # with offset = "per_epoch": the generator's state before the uniform draws that became the spikes, so
+    # that the same draws give the spikes of a new offset (:func:`with_new_offset`)
+    draw_state: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.ipd)
@@ -46,8 +49,10 @@ def phase_delays(cfg: StimulusConfig, device=None) -> torch.Tensor:
 
 
 def spike_probability(ipd: torch.Tensor, offset: torch.Tensor, cfg: StimulusConfig,
-                      out: torch.Tensor | None = None) -> torch.Tensor:
-    """Spike probability per step, ``(n, T, I)`` float32, for IPDs (rad) and offsets (cycles).
+                      out: torch.Tensor | None = None, delay_noise: torch.Tensor | None = None
+                      ) -> torch.Tensor:
+    """Spike probability per step, ``(n, T, I)`` float32, for IPDs (rad) and offsets (cycles);
+    ``delay_noise`` (rad, ``(I,)``) is added to the fibres' phase delays.
 
     ``sin(phi_t + d_i) = sin(phi_t) cos(d_i) + cos(phi_t) sin(d_i)`` (``d_i`` the fibre's phase) turns the
     (n, T, I) array of sines into one batched matrix product of small factors.
@@ -57,6 +62,8 @@ def spike_probability(ipd: torch.Tensor, offset: torch.Tensor, cfg: StimulusConf
     phi = 2 * math.pi * (cfg.f * t[None, :] + offset.double()[:, None])  # (n, T)
     delay = phase_delays(cfg, device).double()
     fibre_phase = torch.cat([delay.expand(n, -1), delay[None, :] + ipd.double()[:, None]], dim=1)  # (n, I)
+    if delay_noise is not None:
+        fibre_phase = fibre_phase + delay_noise.double()[None, :]
     time_factor = torch.stack([phi.sin(), phi.cos()], dim=2).float()  # (n, T, 2)
     fibre_factor = torch.stack([fibre_phase.cos(), fibre_phase.sin()], dim=1).float()  # (n, 2, I)
     p = torch.bmm(time_factor, fibre_factor, out=out)
@@ -64,12 +71,21 @@ def spike_probability(ipd: torch.Tensor, offset: torch.Tensor, cfg: StimulusConf
 
 
 def input_signal(ipd: torch.Tensor, cfg: StimulusConfig, generator: torch.Generator,
-                 offset: torch.Tensor | None = None) -> Dataset:
-    """Spikes for given IPDs (rad). Offsets follow ``cfg.offset`` unless given (cycles, ``(n,)``)."""
+                 offset: torch.Tensor | None = None, delay_noise_deg: float = 0.0) -> Dataset:
+    """Spikes for given IPDs (rad). Offsets follow ``cfg.offset`` unless given (cycles, ``(n,)``).
+
+    ``delay_noise_deg``: each fibre's phase delay gets Gaussian noise of this standard deviation (deg), one
+    draw per fibre for the whole set (as the community's ``Noise_robustness`` notebook).
+    """
     n, device = len(ipd), ipd.device
     if offset is None:
-        draws = 1 if cfg.offset == "per_dataset" else n
+        draws = n if cfg.offset == "per_sample" else 1  # per_dataset, per_epoch: one for the set
         offset = torch.rand(draws, generator=generator, device=device).expand(n).contiguous()
+    delay_noise = None
+    if delay_noise_deg > 0:
+        delay_noise = (torch.randn(cfg.inputs, generator=generator, device=device)
+                       * math.radians(delay_noise_deg))  # (I,)
+    draw_state = generator.get_state() if cfg.offset == "per_epoch" else None
     spikes = torch.empty((n, cfg.steps, cfg.inputs), dtype=torch.bool, device=device)
     # scratch reused across chunks: small enough to stay in cache, no allocation per chunk
     p = torch.empty((min(n, CHUNK), cfg.steps, cfg.inputs), device=device)
@@ -77,13 +93,32 @@ def input_signal(ipd: torch.Tensor, cfg: StimulusConfig, generator: torch.Genera
     for start in range(0, n, CHUNK):
         sl = slice(start, start + CHUNK)
         m = len(ipd[sl])
-        spike_probability(ipd[sl], offset[sl], cfg, out=p[:m])
+        spike_probability(ipd[sl], offset[sl], cfg, out=p[:m], delay_noise=delay_noise)
         torch.lt(draw[:m].uniform_(generator=generator), p[:m], out=spikes[sl])
-    return Dataset(ipd=ipd.float(), spikes=spikes.view(torch.uint8), offset=offset)  # bool -> uint8, no copy
+    # bool -> uint8, no copy
+    return Dataset(ipd=ipd.float(), spikes=spikes.view(torch.uint8), offset=offset, draw_state=draw_state)
 
 
-def random_ipd_input_signal(n: int, cfg: StimulusConfig, generator: torch.Generator) -> Dataset:
-    """``n`` stimuli with IPDs uniform in the configured range."""
+def random_ipd_input_signal(n: int, cfg: StimulusConfig, generator: torch.Generator,
+                            delay_noise_deg: float = 0.0) -> Dataset:
+    """``n`` stimuli with IPDs uniform in the configured range (``delay_noise_deg``: :func:`input_signal`)."""
     lo, hi = cfg.ipd_range
     ipd = lo + (hi - lo) * torch.rand(n, generator=generator, device=generator.device)
-    return input_signal(ipd, cfg, generator)
+    return input_signal(ipd, cfg, generator, delay_noise_deg=delay_noise_deg)
+
+
+def with_offset(data: Dataset, cfg: StimulusConfig, offset: torch.Tensor) -> Dataset:
+    """The set ``data`` (drawn with ``offset = "per_epoch"``) heard with phase offsets ``offset`` (cycles,
+    ``(n,)``): the same IPDs and the same uniform draws, so only the offset changes."""
+    if data.draw_state is None:
+        raise ValueError("with_offset needs a set drawn with offset = 'per_epoch'")
+    replay = torch.Generator(device=data.ipd.device)
+    replay.set_state(data.draw_state)
+    return input_signal(data.ipd, cfg, replay, offset=offset)
+
+
+def with_new_offset(data: Dataset, cfg: StimulusConfig, generator: torch.Generator) -> Dataset:
+    """:func:`with_offset` with one new offset for the whole set, drawn from ``generator`` (the community's
+    ``Quick_Start_random``: "the Poisson spikes are only generated once")."""
+    offset = torch.rand(1, generator=generator, device=data.ipd.device).expand(len(data)).contiguous()
+    return with_offset(data, cfg, offset)

@@ -28,7 +28,7 @@ from ..config.schema import RunConfig, StimulusConfig, TrainConfig
 from ..errors import TrainingDiverged
 from ..models.protocol import Model
 from ..task.bins import discretise, most_probable_class
-from ..task.stimulus import Dataset, random_ipd_input_signal
+from ..task.stimulus import Dataset, random_ipd_input_signal, with_new_offset
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,8 @@ def fit(model: Model, cfg: RunConfig, train_sets: list[Dataset], generators: lis
     its own ``generators[k]``, as it would train alone; returns one :class:`Epoch` per epoch.
 
     With ``cfg.train.fresh_data`` every epoch after the first draws each model a new training set of the
-    same size from its generator. ``resume`` continues a fit from the end of one of its epochs (the model,
+    same size from its generator; with ``stimulus.offset = "per_epoch"`` it hears the same set with a new
+    phase offset instead. ``resume`` continues a fit from the end of one of its epochs (the model,
     optimizer, schedule and generator take the saved states); ``on_epoch`` gets the state after each.
     ``progress``: a progress bar on stderr when it is a terminal; ``log`` gets one line per epoch (written
     above the bar, so the lines stay on screen when it ends). With ``validation`` (a set per model) each
@@ -220,7 +221,10 @@ def fit(model: Model, cfg: RunConfig, train_sets: list[Dataset], generators: lis
                 break
             start = time.perf_counter()
             if tc.fresh_data and epoch > 1:
-                train_sets = [random_ipd_input_signal(len(d), cfg.stimulus, g)
+                train_sets = [random_ipd_input_signal(len(d), cfg.stimulus, g, tc.phase_delay_noise_deg)
+                              for d, g in zip(train_sets, generators, strict=True)]
+            elif cfg.stimulus.offset == "per_epoch" and epoch > 1:
+                train_sets = [with_new_offset(d, cfg.stimulus, g)
                               for d, g in zip(train_sets, generators, strict=True)]
             losses = []
             for batch, (x, ipd) in enumerate(batches(train_sets, tc.batch_size, generators), start=1):
