@@ -181,6 +181,13 @@ class ModelConfig(Section):
         0.5, "with dale: the share of each layer's presynaptic units that are inhibitory (the notebooks' "
         "IE ratio), rounded down", "1", ge=0, le=1)
     excitatory_only: bool = field(False, "every weight of W1 and W2 is |w| >= 0: no inhibition anywhere")
+    delays: Literal["none", "learned"] = field(
+        "none", "learned: every synapse of W1 and W2 has its own delay, learned with the weights (DCLS, as "
+        "the community's Quick_Start_Delay_DCLS: a Gaussian kernel over the delays in training, narrowing "
+        "over the first quarter of the epochs, the rounded delay at evaluation; spikeloc.models.delays). With "
+        "stimulus.phase_delays = true the fibres keep their phase delays and the network learns delays on "
+        "top of them")
+    max_delay_ms: float = field(30.0, "learned delays: the longest delay a synapse can have", "ms", gt=0)
     membrane_noise: float = field(
         0.0, "standard deviation of Gaussian noise added to every hidden unit's input current at every step "
         "in training, in units of the threshold; evaluation is noise-free", "threshold", ge=0)
@@ -198,6 +205,9 @@ class ModelConfig(Section):
         if self.dale and self.excitatory_only:
             raise ValueError("dale and excitatory_only exclude each other: give one of them "
                              "(excitatory_only is dale with no inhibitory unit)")
+        if self.delays == "learned" and self.init == "observer":
+            raise ValueError("init = 'observer' cannot be combined with delays = 'learned' "
+                             "(the templates assume undelayed synapses)")
         if self.init == "observer" and (self.dale or self.excitatory_only):
             raise ValueError("init = 'observer' cannot be combined with dale or excitatory_only "
                              "(the templates' weights have both signs)")
@@ -240,6 +250,9 @@ class TrainConfig(Section):
         0, "stop training once the validation accuracy (mean over the models) has not improved for this "
         "many epochs; the weights are those of the last epoch. 0: never. Needs validation_batches", "epochs",
         ge=0)
+    delay_lr: float = field(
+        0.1, "Adam learning rate of the learned delays (model.delays = 'learned'; in steps, as DCLS's "
+        "positions)", "steps", gt=0)
     rate_reg: float = field(0.0, "weight of the hidden firing-rate penalty", "1", ge=0)
     dropout: float = field(
         0.0, "hidden spikes dropped in training, each with this probability (the rest scaled by 1 / (1 - p), "
@@ -330,6 +343,12 @@ class RunConfig(Section):
             raise ValueError("train.phase_delay_noise_deg needs stimulus.offset 'per_dataset' or "
                              "'per_sample': with 'per_epoch' a set is heard again from the same draws, "
                              "without its noise")
+        if self.model.delays == "learned" and self.model.max_delay_ms * 1e-3 < self.stimulus.dt:
+            raise ValueError(f"model.max_delay_ms ({self.model.max_delay_ms:g}) must be at least one time "
+                             f"step ({1e3 * self.stimulus.dt:g} ms)")
+        if self.model.delays == "learned" and self.train.target == "observer":
+            raise ValueError("train.target = 'observer' cannot be combined with model.delays = 'learned' "
+                             "(its per-step evidence assumes undelayed synapses)")
         if self.train.target == "observer" and self.model.readout != "sum":
             raise ValueError("train.target = 'observer' needs model.readout = 'sum' "
                              f"(got {self.model.readout!r}): "

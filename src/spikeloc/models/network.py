@@ -19,7 +19,7 @@ from ..config.schema import ModelConfig, StimulusConfig, TrainConfig
 from ..kernels.dispatch import lif
 from ..neurons.alif import ALIFParams
 from ..neurons.lif import LIFParams
-from . import init, losses
+from . import delays, init, losses
 from .protocol import Output
 from .readout import LINEAR_READOUTS, Readout
 from .stack import StackedModel, as_input, project, register_time_constant
@@ -55,6 +55,12 @@ class SpikingNetwork(StackedModel):
             self.register_buffer("sign_in", torch.ones(models, stim.inputs, device=device))
             self.register_buffer("sign_hidden", torch.ones(models, cfg.hidden, device=device))
         self.readout = Readout(stim, cfg, cfg.readout, models, self.bins, device)
+        self.taps = delays.taps_for(cfg.max_delay_ms, stim.dt) if cfg.delays == "learned" else 0
+        if self.taps:  # each synapse's delay (steps) and the training kernel's width of the current epoch
+            self.W1_delay = nn.Parameter(torch.zeros(models, stim.inputs, cfg.hidden, device=device))
+            self.W2_delay = nn.Parameter(torch.zeros(models, cfg.hidden, self.bins, device=device))
+            self.register_buffer("delay_sigma", torch.full((models,), delays.sigma_at(1, 1, self.taps),
+                                                           device=device))
 
     def reset_parameters(self, generators: list[torch.Generator]) -> None:
         """Draw ``W1`` and ``W2`` as ``model.init`` says, model k from ``generators[k]``
@@ -65,6 +71,9 @@ class SpikingNetwork(StackedModel):
             if self.cfg.dale:
                 self.sign_in.copy_(init.signs(self.stim.inputs, self.cfg.inhibitory_fraction, generators))
                 self.sign_hidden.copy_(init.signs(self.cfg.hidden, self.cfg.inhibitory_fraction, generators))
+            if self.taps:
+                self.W1_delay.copy_(delays.initial_delays(self.W1.shape[1:], self.taps, generators))
+                self.W2_delay.copy_(delays.initial_delays(self.W2.shape[1:], self.taps, generators))
         self.constrain_()
 
     def weights(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,13 +85,38 @@ class SpikingNetwork(StackedModel):
         return self.W1.abs() * self.sign_in[:, :, None], self.W2.abs() * self.sign_hidden[:, :, None]
 
     def constrain_(self) -> None:
-        """Store the weights as they are used (:meth:`weights`), so that saved weights obey the signs;
-        called after every optimiser step. The forward pass does not change."""
-        if self.signed:
-            with torch.no_grad():
+        """Store the weights as they are used (:meth:`weights`), so that saved weights obey the signs, and
+        keep learned delays within ``[0, taps - 1]`` steps; called after every optimiser step. The forward
+        pass does not change."""
+        with torch.no_grad():
+            if self.signed:
                 W1, W2 = self.weights()
                 self.W1.copy_(W1)
                 self.W2.copy_(W2)
+            if self.taps:
+                self.W1_delay.clamp_(0, self.taps - 1)
+                self.W2_delay.clamp_(0, self.taps - 1)
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Set what depends on the epoch (1-based) of a fit of ``epochs``: the width of the learned delays'
+        training kernel (:func:`spikeloc.models.delays.sigma_at`)."""
+        if self.taps:
+            self.delay_sigma.fill_(delays.sigma_at(epoch, epochs, self.taps))
+
+    def _projections(self, soft_delays: bool):
+        """How input spikes and hidden spikes become currents: the product with the weights, or with learned
+        delays their delayed product (Gaussian kernels of the epoch's width if ``soft_delays``, else the
+        rounded delays)."""
+        if not self.taps:
+            return project, project
+        sigma = self.delay_sigma[0].item() if soft_delays else None  # one schedule for the whole stack
+
+        def hidden(x, W):
+            return delays.delayed_project(x, W, self.W1_delay, self.taps, sigma)
+
+        def readout(x, W):
+            return delays.delayed_project(x, W, self.W2_delay, self.taps, sigma)
+        return hidden, readout
 
     def calibrate(self, generators: list[torch.Generator]) -> None:
         """The data-dependent initialisation: with ``model.init = "observer"``, the hidden layer becomes the
@@ -102,14 +136,17 @@ class SpikingNetwork(StackedModel):
                               adapt_strength=cfg.adapt_strength)
         return LIFParams(alpha, cfg.update_rule, cfg.reset, surrogate_slope=cfg.surrogate_slope)
 
-    def forward(self, x: torch.Tensor, train_hidden: bool = True, noise: Noise | None = None) -> Output:
+    def forward(self, x: torch.Tensor, train_hidden: bool = True, noise: Noise | None = None,
+                soft_delays: bool = False) -> Output:
         """Scores ``(K, B, C)`` and hidden spikes ``(K, B, T, H)`` for input spikes ``x`` ``(B, T, I)``
         (shared by the stack) or ``(K, B, T, I)``, of any dtype. ``train_hidden=False``: no gradient
         reaches W1, b1, tau. ``noise``: training noise (:meth:`training_noise`); the spikes returned are
-        those the readout sees (after dropout)."""
+        those the readout sees (after dropout). ``soft_delays``: learned delays as the training loss uses
+        them (Gaussian kernels), else rounded."""
+        to_hidden, to_readout = self._projections(soft_delays)
+        W1, W2 = self.weights()
         with torch.set_grad_enabled(train_hidden and torch.is_grad_enabled()):
-            W1, W2 = self.weights()
-            current = project(as_input(x, W1), W1)  # (K, B, T, H)
+            current = to_hidden(as_input(x, W1), W1)  # (K, B, T, H)
             if self.b1 is not None:
                 current = current + self.b1[:, None, None, :]  # (K, 1, 1, H): constant in batch and time
             if noise is not None and noise.current is not None:
@@ -117,7 +154,7 @@ class SpikingNetwork(StackedModel):
             spikes = lif(current, self.neuron_params(), self.cfg.engine)
             if noise is not None and noise.keep is not None:
                 spikes = spikes * noise.keep
-        return Output(self.readout(spikes, W2), spikes)
+        return Output(self.readout(spikes, W2, to_readout), spikes)
 
     def training_noise(self, x: torch.Tensor, train: TrainConfig, generators: list[torch.Generator] | None
                        ) -> Noise | None:
@@ -143,7 +180,7 @@ class SpikingNetwork(StackedModel):
         The readout itself scores a single spike at each step (so its equations are not written twice):
         unit h's share is ``W2[h] * sum_t s_h[t] * score_of_one_spike[t]``.
         """
-        if self.cfg.readout not in LINEAR_READOUTS:
+        if self.cfg.readout not in LINEAR_READOUTS or self.taps:  # delays: each synapse its own response
             return None
         K, steps = self.models, spikes.shape[-2]
         impulses = torch.eye(steps, device=spikes.device).expand(K, steps, steps)[..., None]  # (K, T, T, 1)
@@ -160,7 +197,7 @@ class SpikingNetwork(StackedModel):
              generators: list[torch.Generator] | None = None) -> torch.Tensor:
         """Per-model loss ``(K,)``: the target's loss (labels or the observer) plus the firing-rate
         penalty, with the training noise drawn from ``generators``."""
-        out = self(x, train_hidden, self.training_noise(x, train, generators))
+        out = self(x, train_hidden, self.training_noise(x, train, generators), soft_delays=True)
         if train.target == "observer":
             per_model = losses.step_kl(self.step_scores(out.spikes),
                                        losses.observer_evidence(self.stim, x, self.bins))
@@ -172,9 +209,12 @@ class SpikingNetwork(StackedModel):
         return per_model
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        readout = set(self.readout.parameters()) | {self.W2}
+        """Parameters by layer, and the learned delays (in their layers too) that train at
+        ``train.delay_lr``."""
+        readout = set(self.readout.parameters()) | {self.W2} | ({self.W2_delay} if self.taps else set())
         return {"hidden": [p for p in self.parameters() if p not in readout],
-                "readout": [p for p in self.parameters() if p in readout]}
+                "readout": [p for p in self.parameters() if p in readout],
+                "delays": [self.W1_delay, self.W2_delay] if self.taps else []}
 
     def uniform_guess_loss(self, train: TrainConfig) -> float | None:
         """None with the observer target: a KL to the observer has no uniform-guess level of its own."""

@@ -38,7 +38,12 @@ class Model(Protocol):
         a model with some (membrane noise, dropout) is drawn from."""
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
-        """The trained parameters by layer: ``{"hidden": [...], "readout": [...]}``."""
+        """The trained parameters by layer, ``{"hidden": [...], "readout": [...]}``, and optionally under
+        ``"delays"`` those of them that train at ``train.delay_lr``."""
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called before each training epoch (1-based) of ``epochs``: what depends on it (the kernel width of
+        learned delays)."""
 
     def uniform_guess_loss(self, train: TrainConfig) -> float | None:
         """The loss of a uniform posterior (the chance level of the loss curve); None if it has none."""

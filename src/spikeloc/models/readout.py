@@ -15,6 +15,8 @@ trains step by step).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -24,30 +26,36 @@ from ..neurons.li import LIParams
 from ..neurons.lif import LIFParams
 from .stack import project, register_time_constant
 
-
-def _mean(layer: Readout, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    return li_mean(project(x, W), layer.li_params(), layer.cfg.engine)
+Project = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (spikes, W) -> currents (K, B, T, C)
 
 
-def _max(layer: Readout, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    return li(project(x, W), layer.li_params(), layer.cfg.engine).amax(-2)
+def _mean(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project) -> torch.Tensor:
+    return li_mean(proj(x, W), layer.li_params(), layer.cfg.engine)
 
 
-def _last(layer: Readout, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    return li(project(x, W), layer.li_params(), layer.cfg.engine)[:, :, -1]
+def _max(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project) -> torch.Tensor:
+    return li(proj(x, W), layer.li_params(), layer.cfg.engine).amax(-2)
 
 
-def _count(layer: Readout, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+def _last(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project) -> torch.Tensor:
+    return li(proj(x, W), layer.li_params(), layer.cfg.engine)[:, :, -1]
+
+
+def _count(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project) -> torch.Tensor:
     cfg = layer.cfg
     params = LIFParams(layer.alpha(), cfg.update_rule, cfg.reset, surrogate_slope=cfg.surrogate_slope)
-    return lif(project(x, W), params, cfg.engine).sum(-2)
+    return lif(proj(x, W), params, cfg.engine).sum(-2)
 
 
-def _rate(layer: Readout, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+def _rate(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project) -> torch.Tensor:
+    if proj is not project:  # delayed synapses: the currents that arrive within the stimulus
+        return proj(x, W).mean(-2)
     return torch.bmm(x.mean(-2), W)  # reduce over time first: linear in the spikes
 
 
-def _sum(layer: Readout, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+def _sum(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project) -> torch.Tensor:
+    if proj is not project:
+        return proj(x, W).sum(-2)
     return torch.bmm(x.sum(-2), W)
 
 
@@ -76,5 +84,7 @@ class Readout(nn.Module):
     def li_params(self) -> LIParams:
         return LIParams(self.alpha(), self.cfg.update_rule)
 
-    def forward(self, x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-        return self._scores(self, x, W)
+    def forward(self, x: torch.Tensor, W: torch.Tensor, proj: Project = project) -> torch.Tensor:
+        """Scores; ``proj`` makes the currents of ``x`` and ``W`` (default: the product; learned delays
+        pass :func:`spikeloc.models.delays.delayed_project`)."""
+        return self._scores(self, x, W, proj)

@@ -68,6 +68,9 @@ class StackedModel(nn.Module):
     def constrain_(self) -> None:
         """Restore the parameters' constraints after an optimiser step (a no-op unless a model has some)."""
 
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Set what depends on the epoch (1-based) of ``epochs`` (a no-op unless a model has something)."""
+
     def member(self, k: int) -> Self:
         """Model ``k`` alone, as a stack of one: a copy with the ``[k]`` slice of every parameter and
         buffer."""

@@ -119,9 +119,14 @@ def with_background(x: torch.Tensor, p: float, generators: list[torch.Generator]
     return torch.maximum(x, extra.view(x.shape).to(x))
 
 
-def optimizer(params: list[torch.nn.Parameter], train: TrainConfig, steps: int):
-    """Adam and, for the cosine schedule, a decay to 0 over ``steps`` optimizer steps (else None)."""
-    adam = torch.optim.Adam(params, lr=train.lr)
+def optimizer(params: list[torch.nn.Parameter], train: TrainConfig, steps: int,
+              delays: list[torch.nn.Parameter] = ()):
+    """Adam (the parameters among ``delays`` at ``train.delay_lr``, the others at ``train.lr``) and, for the
+    cosine schedule, a decay to 0 over ``steps`` optimizer steps (else None)."""
+    slow = [p for p in params if all(p is not d for d in delays)]
+    fast = [p for p in params if any(p is d for d in delays)]
+    adam = torch.optim.Adam([{"params": slow}] + ([{"params": fast, "lr": train.delay_lr}] if fast else []),
+                            lr=train.lr)
     if train.lr_schedule != "cosine":
         return adam, None
     return adam, torch.optim.lr_scheduler.LambdaLR(
@@ -211,7 +216,7 @@ def fit(model: Model, cfg: RunConfig, train_sets: list[Dataset], generators: lis
         if last <= done or stopped_early(history, tc.early_stopping_patience):
             continue
         trained = list(model.parameters()) if stage.trains_hidden else groups["readout"]
-        adam, schedule = optimizer(trained, tc, stage.epochs * steps_per_epoch)
+        adam, schedule = optimizer(trained, tc, stage.epochs * steps_per_epoch, groups.get("delays", []))
         if done >= stage.first_epoch:  # resuming inside this stage: its optimizer and schedule go on
             adam.load_state_dict(resume.optimizer)
             if schedule is not None:
@@ -220,6 +225,7 @@ def fit(model: Model, cfg: RunConfig, train_sets: list[Dataset], generators: lis
             if stopped_early(history, tc.early_stopping_patience):
                 break
             start = time.perf_counter()
+            model.start_epoch(epoch, tc.epochs)
             if tc.fresh_data and epoch > 1:
                 train_sets = [random_ipd_input_signal(len(d), cfg.stimulus, g, tc.phase_delay_noise_deg)
                               for d, g in zip(train_sets, generators, strict=True)]

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from ..analysis.study import FOLDER as ANALYSIS_FOLDER
 from ..analysis.study import Analysis, analysis_stimulus
 from ..errors import SpikelocError
+from ..models.delays import delays_ms
 from ..runs.files import write_atomic
 from ..runs.pipeline import evaluate_splits, member_datasets, stage_generator
 from ..runs.resources import resolve_threads
@@ -104,6 +105,12 @@ def figure_specs(run: Run) -> dict[str, FigureSpec]:
     specs["weights"] = FigureSpec(plots.weights, (W1, W2, cfg.plot.th_percent), cost=2)
     specs["hidden unit weights"] = FigureSpec(plots.hidden_unit_weights,
                                               (W1, phase_delays(cfg.stimulus).numpy()), cost=3)
+    if network.taps:
+        dt = cfg.stimulus.dt
+        specs["learned delays"] = FigureSpec(plots.learned_delays, (
+            delays_ms(network.W1_delay[0], dt).cpu().numpy(), W1,
+            delays_ms(network.W2_delay[0], dt).cpu().numpy(), W2, cfg.stimulus.anf_per_ear,
+            cfg.model.max_delay_ms), cost=2)
     if cfg.eval.robustness:
         chance = 1 / cfg.stimulus.num_classes
         specs["robustness"] = FigureSpec(plots.robustness, (robustness_curves(run), chance))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.colors import BoundaryNorm, ListedColormap, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -322,4 +322,37 @@ def robustness(curves: list, chance: float) -> Figure:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, frameon=False)
     fig.suptitle("Robustness: test accuracy as the input spikes are deleted or jittered")
+    return fig
+
+
+def learned_delays(delay_in_ms, W1, delay_out_ms, W2, anf_per_ear: int, max_delay_ms: float) -> Figure:
+    """Learned synaptic delays (ms, as evaluation rounds them), one dot per synapse: against the input fibre
+    for W1 ``(I, H)`` (left ear, then right) and against the hidden unit for W2 ``(H, C)``; red excitatory,
+    blue inhibitory, opacity by the weight's size (the ``Quick_Start_Delay_DCLS`` notebook's figure)."""
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    axes = fig.subplots(1, 2, width_ratios=[2, 1])
+    rng = np.random.default_rng(0)  # a little horizontal jitter, drawn the same every time
+    panels = [(axes[0], _np(delay_in_ms), _np(W1), "Input fibre (left ear, then right)",
+               "W1: input -> hidden"),
+              (axes[1], _np(delay_out_ms), _np(W2), "Hidden unit", "W2: hidden -> output")]
+    for ax, delay, W, xlabel, title in panels:
+        pre = np.repeat(np.arange(W.shape[0]), W.shape[1]).astype(float)
+        pre += rng.uniform(-0.3, 0.3, pre.shape)
+        w, d = W.reshape(-1), delay.reshape(-1)
+        size = np.abs(w) / max(np.abs(w).max(), 1e-12)
+        for sign, colour, label in ((1, "tab:red", "excitatory (w > 0)"),
+                                    (-1, "tab:blue", "inhibitory (w < 0)")):
+            keep = np.sign(w) == sign
+            colours = np.zeros((keep.sum(), 4))
+            colours[:] = to_rgba(colour)
+            colours[:, 3] = 0.1 + 0.8 * size[keep]
+            ax.scatter(pre[keep], d[keep], s=6, c=colours, linewidths=0, label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("Delay (ms)")
+        ax.set_ylim(-1, max_delay_ms + 1)
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].axvline(anf_per_ear - 0.5, **EAR_LINE)
+    axes[0].legend(fontsize=8, frameon=False, loc="upper right", markerscale=2)
+    fig.suptitle("Learned synaptic delays (opacity: |weight|)")
     return fig
