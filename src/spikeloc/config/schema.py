@@ -185,8 +185,8 @@ class ModelConfig(Section):
         "none", "learned: every synapse of W1 and W2 has its own delay, learned with the weights (DCLS, as "
         "the community's Quick_Start_Delay_DCLS: a Gaussian kernel over the delays in training, narrowing "
         "over the first quarter of the epochs, the rounded delay at evaluation; spikeloc.models.delays). "
-        "With stimulus.phase_delays = true the fibres keep their phase delays and the network learns delays on "
-        "top of them")
+        "With stimulus.phase_delays = true the fibres keep their phase delays and the network learns delays "
+        "on top of them")
     max_delay_ms: float = field(30.0, "learned delays: the longest delay a synapse can have", "ms", gt=0)
     membrane_noise: float = field(
         0.0, "standard deviation of Gaussian noise added to every hidden unit's input current at every step "
