@@ -59,6 +59,10 @@ def test_initialisation_bounds():
     fan = build_models(stim, load_config("tutorial", overrides=["model.init=fan_in"]).model, [0])
     assert fan.W1.abs().max() <= 1 / math.sqrt(stim.inputs)
     assert fan.W2.abs().max() <= 1 / math.sqrt(30)
+    # the research notebooks' snn_init: torch's fan-in of an (in, out) matrix is its out dimension
+    out = build_models(stim, load_config("tutorial", overrides=["model.init=fan_out"]).model, [0])
+    for W, fan_out in ((out.W1, 30), (out.W2, 12)):
+        assert 0.9 / math.sqrt(fan_out) < W.abs().max() <= 1 / math.sqrt(fan_out)
 
 
 def test_construction_sets_shapes_only_and_build_draws():

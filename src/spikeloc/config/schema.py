@@ -157,10 +157,12 @@ class ModelConfig(Section):
     reset: Literal["zero", "subtract"] = field(
         "zero", "what a spike does to the membrane: zero sets it to 0 (the notebook's multiplication by "
         "1 - s); subtract takes the threshold off it (for alif the threshold of that step)")
-    init: Literal["notebook", "fan_in", "observer"] = field(
-        "notebook", "notebook: U(+-1/sqrt(12)) for both layers; fan_in: U(+-gain/sqrt(fan-in)); observer: "
-        "hidden neurons start as the ideal observer's (tone phase, IPD) templates, the readout as fan_in")
-    init_gain: float = field(1.0, "scale of the fan_in initialisation", "1", gt=0)
+    init: Literal["notebook", "fan_in", "fan_out", "observer"] = field(
+        "notebook", "notebook: U(+-1/sqrt(12)) for both layers; fan_in: U(+-gain/sqrt(fan-in)); fan_out: "
+        "U(+-gain/sqrt(fan-out)), the research notebooks' snn_init (1/sqrt(hidden) for W1, 1/sqrt(classes) "
+        "for W2); observer: hidden neurons start as the ideal observer's (tone phase, IPD) templates, the "
+        "readout as fan_in")
+    init_gain: float = field(1.0, "scale of the fan_in and fan_out initialisations", "1", gt=0)
     init_phases: int = field(
         16, "observer init: tone phases per IPD; hidden / init_phases IPDs span the IPD range", "phases",
         ge=1)

@@ -1,5 +1,6 @@
-"""Initialisation of the models' weights: random (``model.init = "notebook"`` or ``"fan_in"``) and, as a
-separate data-dependent step, the ideal observer's templates (``model.init = "observer"``).
+"""Initialisation of the models' weights: random (``model.init = "notebook"``, ``"fan_in"`` or
+``"fan_out"``) and, as a separate data-dependent step, the ideal observer's templates (``model.init =
+"observer"``).
 
 Observer templates. The ideal observer scores each (tone phase ``theta``, IPD ``delta``) by the
 log-likelihood of one step's spikes ``x``:
@@ -59,11 +60,13 @@ def observer_templates(stim: StimulusConfig, phases: int, ipds: int) -> tuple[to
             bias.reshape(-1) - null_silence)
 
 
-def bound(cfg: ModelConfig, fan_in: int) -> float:
-    """Half-width of the uniform random initialisation of a layer with ``fan_in`` inputs."""
+def bound(cfg: ModelConfig, shape: torch.Size) -> float:
+    """Half-width of the uniform random initialisation of a weight matrix of ``shape`` (inputs, outputs)."""
+    fan_in, fan_out = shape
     if cfg.init == "notebook":
         return 1 / math.sqrt(NOTEBOOK_FAN_IN)
-    return cfg.init_gain / math.sqrt(fan_in)
+    # fan_out: the research notebooks' snn_init, where torch's fan-in of an (in, out) matrix is its out
+    return cfg.init_gain / math.sqrt(fan_out if cfg.init == "fan_out" else fan_in)
 
 
 def uniform(shape: torch.Size, bound: float, generators: list[torch.Generator]) -> torch.Tensor:

@@ -33,7 +33,7 @@ class MembraneModel(StackedModel):
 
     def reset_parameters(self, generators: list[torch.Generator]) -> None:
         with torch.no_grad():
-            self.W.copy_(init.uniform(self.W.shape[1:], init.bound(self.cfg, self.stim.inputs), generators))
+            self.W.copy_(init.uniform(self.W.shape[1:], init.bound(self.cfg, self.W.shape[1:]), generators))
 
     def calibrate(self, generators: list[torch.Generator]) -> None:
         """Nothing depends on data here."""
