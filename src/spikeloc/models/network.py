@@ -66,8 +66,8 @@ class SpikingNetwork(StackedModel):
         """Draw ``W1`` and ``W2`` as ``model.init`` says, model k from ``generators[k]``
         (the bias stays 0)."""
         with torch.no_grad():
-            self.W1.copy_(init.uniform(self.W1.shape[1:], init.bound(self.cfg, self.W1.shape[1:]), generators))
-            self.W2.copy_(init.uniform(self.W2.shape[1:], init.bound(self.cfg, self.W2.shape[1:]), generators))
+            for W in (self.W1, self.W2):  # W1 first: every model's draws in the same order
+                W.copy_(init.uniform(W.shape[1:], init.bound(self.cfg, W.shape[1:]), generators))
             if self.cfg.dale:
                 self.sign_in.copy_(init.signs(self.stim.inputs, self.cfg.inhibitory_fraction, generators))
                 self.sign_hidden.copy_(init.signs(self.cfg.hidden, self.cfg.inhibitory_fraction, generators))
