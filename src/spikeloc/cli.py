@@ -245,8 +245,10 @@ def show_config(preset, config_file, overrides, seed, device, threads):
 @cli.command()
 def presets():
     """List the named presets."""
-    for name, text in config.preset_descriptions().items():
-        click.echo(f"{name:16} {text}")
+    descriptions = config.preset_descriptions()
+    width = max(map(len, descriptions))
+    for name, text in descriptions.items():
+        click.echo(f"{name:{width}}  {text}")
 
 
 @cli.command()

@@ -174,7 +174,7 @@ def test_presets_naming_each_other_in_a_circle_are_an_error(tmp_path, monkeypatc
         load_config("a")
 
 
-def test_the_notebooks_readout_name_spiking_is_read_as_count():
-    assert load_config("tutorial", readout="spiking").model.readout == "count"
+def test_the_notebooks_readout_name_spiking_is_read_as_spike_rate():
+    assert load_config("tutorial", readout="spiking").model.readout == "spike_rate"
     by_name = load_config("tutorial", overrides=["model.readout=spiking"])
-    assert by_name == load_config("tutorial", readout="count")
+    assert by_name == load_config("tutorial", readout="spike_rate")

@@ -137,15 +137,16 @@ def reference_scores(model: SpikingNetwork, spikes: torch.Tensor, readout: str) 
         return counts @ model.W2
     current = project(spikes, model.W2)  # (K, B, T, C)
     alpha = torch.exp(-model.stim.dt / model.readout.log_tau_out.exp())
-    if readout == "count":
-        return lif(current,
-                   LIFParams(alpha, model.cfg.update_rule, surrogate_slope=model.cfg.surrogate_slope),
-                   "reference").sum(2)
+    if readout in ("count", "spike_rate"):
+        count = lif(current,
+                    LIFParams(alpha, model.cfg.update_rule, surrogate_slope=model.cfg.surrogate_slope),
+                    "reference").sum(2)
+        return count / (spikes.shape[2] if readout == "spike_rate" else 1)
     trace = li_sequence(current, LIParams(alpha, model.cfg.update_rule))
     return {"mean": trace.mean(2), "max": trace.amax(2), "last": trace[:, :, -1]}[readout]
 
 
-@pytest.mark.parametrize("readout", ["mean", "max", "count", "last", "rate", "sum"])
+@pytest.mark.parametrize("readout", ["mean", "max", "count", "spike_rate", "last", "rate", "sum"])
 def test_each_readout_is_what_it_says(gen, readout):
     cfg = load_config("default", overrides=[f"model.readout={readout}", "model.learn_tau=true",
                                             "model.bins_per_class=3", "model.init_gain=4",

@@ -169,12 +169,12 @@ class ModelConfig(Section):
     init_rate: float = field(
         0.06, "observer init: firing of each hidden neuron on random stimuli", "spikes per step", gt=0, lt=1)
     bins_per_class: int = field(1, "output units per class; >1 gives a finer posterior", "bins", ge=1)
-    readout: Literal["mean", "max", "count", "last", "rate", "sum"] = field(
+    readout: Literal["mean", "max", "count", "spike_rate", "last", "rate", "sum"] = field(
         "mean", "how the output becomes class scores. mean, max, last: of the leaky-integrator membrane "
-        "trace; count: spikes of output LIF neurons; rate: W2-weighted hidden firing rates (a leak-free "
-        "integrator read at the end, divided by the steps); sum: the same without the division, each step's "
-        "W2-weighted spikes adding up like per-step log-likelihoods. spiking (the notebooks' name) is read "
-        "as count")
+        "trace; count: spikes of output LIF neurons; spike_rate: their spikes per step (the count / steps, "
+        "Altering_output_neurons' spiking readout; spiking is read as spike_rate); rate: W2-weighted hidden "
+        "firing rates (a leak-free integrator read at the end, divided by the steps); sum: the same without "
+        "the division, each step's W2-weighted spikes adding up like per-step log-likelihoods")
     dale: bool = field(
         False, "Dale's law: each presynaptic unit (input fibre for W1, hidden neuron for W2) is excitatory "
         "or inhibitory at random, and its outgoing weights are |w| times that fixed sign (saved with the "
@@ -200,7 +200,8 @@ class ModelConfig(Section):
     @field_validator("readout", mode="before")
     @classmethod
     def _notebook_readout_name(cls, value: Any) -> Any:
-        return "count" if value == "spiking" else value  # Altering_output_neurons' "spiking" output neurons
+        # Altering_output_neurons' "spiking" output neurons, scored by their mean spikes per step
+        return "spike_rate" if value == "spiking" else value
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:

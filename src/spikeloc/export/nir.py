@@ -87,7 +87,7 @@ def to_nir(run: Run, model: int = 0, approximate: bool = False) -> nir.NIRGraph:
     if readout in WITH_NEURONS:
         alpha_out = network.readout.alpha()[0].detach().double().cpu().numpy()  # (C,)
         nodes["fc2"] = nir.Linear(weight=(W2 / (1 - alpha_out)).T)  # (C, H)
-        nodes["out"] = _neurons(alpha_out, dt, spiking=readout == "count")
+        nodes["out"] = _neurons(alpha_out, dt, spiking=readout in ("count", "spike_rate"))
     else:  # rate, sum: the readout is W2 applied to the hidden spikes, reduced over time
         nodes["fc2"] = nir.Linear(weight=W2.T)
     nodes["output"] = nir.Output(output_type={"output": np.array([network.bins])})

@@ -6,6 +6,7 @@
 |---|---|---|
 | ``mean``, ``max``, ``last`` | time mean, maximum or last value of the membrane trace | leaky integrators |
 | ``count`` | spike count | LIF neurons (the hidden layer's update rule and reset) |
+| ``spike_rate`` | spikes per step (count / T) | the same LIF neurons |
 | ``rate``, ``sum`` | ``W``-weighted input rate (spikes / T) or count | none: linear in the input spikes |
 
 ``rate`` is a leak-free integrator read at the end, divided by the steps; ``sum`` drops the division,
@@ -47,6 +48,10 @@ def _count(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project) -> t
     return lif(proj(x, W), params, cfg.engine).sum(-2)
 
 
+def _spike_rate(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project) -> torch.Tensor:
+    return _count(layer, x, W, proj) / x.shape[-2]
+
+
 def _rate(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project) -> torch.Tensor:
     if proj is not project:  # delayed synapses: the currents that arrive within the stimulus
         return proj(x, W).mean(-2)
@@ -59,8 +64,9 @@ def _sum(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project) -> tor
     return torch.bmm(x.sum(-2), W)
 
 
-READOUTS = {"mean": _mean, "max": _max, "last": _last, "count": _count, "rate": _rate, "sum": _sum}
-WITH_NEURONS = {"mean", "max", "last", "count"}  # readouts that have output neurons and their time constants
+READOUTS = {"mean": _mean, "max": _max, "last": _last, "count": _count, "spike_rate": _spike_rate,
+            "rate": _rate, "sum": _sum}
+WITH_NEURONS = {"mean", "max", "last", "count", "spike_rate"}  # readouts that have output neurons and their time constants
 LINEAR_READOUTS = {"mean", "last", "rate", "sum"}  # scores linear in the input spikes
 
 
