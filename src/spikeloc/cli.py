@@ -159,7 +159,7 @@ def evaluate(run_dir, seed, samples, as_json, overrides, threads):
     changed = [f"{section}.{k} = {v} (trained with {getattr(getattr(run.config, section), k)})"
                for section in ("stimulus", "eval") for k, v in getattr(cfg, section).model_dump().items()
                if v != getattr(getattr(run.config, section), k)]
-    perturbed = any(k.startswith("eval.") for k in changed)
+    perturbed = any(k.startswith("eval.spike_") for k in changed)  # the input spikes, not the network
     click.echo(f"{samples:,} fresh test samples (seed {seed})"
                + (f"; {', '.join(changed)}" if changed else "")
                + ("; the ideal observer assumes clean spikes" if perturbed else ""))

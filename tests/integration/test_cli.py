@@ -229,6 +229,16 @@ def test_evaluate_with_perturbed_test_spikes(run_dir, capsys):
     _, again, _ = run_cli(*args, "--set", "eval.spike_deletion=0.5", capsys=capsys)
     assert json.loads(deleted) == json.loads(again)
     assert json.loads(deleted)["models"] != json.loads(clean)["models"]
+    # noise inside the network: other numbers, reproducible, the observer untouched
+    code, out, err = run_cli("evaluate", str(run_dir), "--samples", "256", "--set",
+                             "eval.test_membrane_noise=0.5", capsys=capsys)
+    assert code == 0 and "eval.test_membrane_noise = 0.5 (trained with 0.0)" in out
+    assert "assumes clean spikes" not in out
+    _, noisy, _ = run_cli(*args, "--set", "eval.test_membrane_noise=0.5", capsys=capsys)
+    _, noisy_again, _ = run_cli(*args, "--set", "eval.test_membrane_noise=0.5", capsys=capsys)
+    assert json.loads(noisy) == json.loads(noisy_again)
+    assert json.loads(noisy)["models"] != json.loads(clean)["models"]
+    assert json.loads(noisy)["ideal_observer"] == json.loads(clean)["ideal_observer"]
 
 
 @pytest.mark.parametrize("override, needle", [

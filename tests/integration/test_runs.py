@@ -111,8 +111,9 @@ def test_training_reproduces_release_0_1_0():
             assert not torch.allclose(t[1], expected[f"{kind}.{name}"][1], rtol=1e-3) or "tau" in name
 
 
-@pytest.mark.parametrize("noise", [{}, {"membrane_noise": 0.3, "dropout": 0.2, "train.background_hz": 30.0}],
-                         ids=["clean", "training noise"])
+@pytest.mark.parametrize("noise", [{}, {"membrane_noise": 0.3, "dropout": 0.2, "train.background_hz": 30.0,
+                                        "test_membrane_noise": 0.4}],
+                         ids=["clean", "training and test noise"])
 def test_model_k_of_a_stack_is_the_run_of_seed_plus_k(noise):
     """`--models 3 --seed 5`: model k equals `--seed 5+k` bit for bit (one thread: the same sums), in weights,
     history and test metrics, also when every model draws its own training noise; the metrics list the
@@ -138,11 +139,15 @@ def test_model_k_of_a_stack_is_the_run_of_seed_plus_k(noise):
         assert ([e.validation_accuracy[k] for e in stack.history["spiking"]]
                 == [e.validation_accuracy[0] for e in alone.history["spiking"]])
         assert stack.metrics.test.accuracy.values[k] == alone.metrics.test.accuracy.values[0]
-    if noise:  # the noise changes what is learned
+    if noise:  # the noise changes what is learned, and the test noise what is measured
         quiet = {"model": cfg.model.model_copy(update={"membrane_noise": 0.0}),
                  "train": cfg.train.model_copy(update={"dropout": 0.0, "background_hz": 0.0})}
         clean = spikeloc.train(cfg.model_copy(update=quiet), progress=False)
         assert not torch.equal(clean.models["spiking"].W1, stack.models["spiking"].W1)
+        clean_test = spikeloc.runs.evaluate_fresh(stack, 256, 3)
+        noisy_test = spikeloc.runs.evaluate_fresh(stack, 256, 3, cfg.model_copy(
+            update={"eval": cfg.eval.model_copy(update={"test_membrane_noise": 2.0})}))
+        assert noisy_test.test != clean_test.test  # (the tiny preset learns little: other, not lower)
 
 
 def test_robustness_curves_start_at_the_test_accuracy_and_draw_in_the_report(trained, tmp_path):

@@ -126,7 +126,7 @@ class StimulusConfig(Section):
 # (anf_per_ear), time step (the neurons' decay per step), duration, classes or IPD range (its readout)
 EVALUABLE_STIMULUS = ("f", "rate_max", "envelope_power", "offset", "max_phase_delay_deg")
 # ... and the perturbations of the test spikes it can be evaluated under
-EVALUABLE_EVAL = ("spike_deletion", "spike_jitter_ms", "spike_background_hz")
+EVALUABLE_EVAL = ("spike_deletion", "spike_jitter_ms", "spike_background_hz", "test_membrane_noise")
 
 
 class ModelConfig(Section):
@@ -295,6 +295,10 @@ class EvalConfig(Section):
         ge=0)
     spike_background_hz: float = field(
         0.0, "spontaneous spikes added to every test fibre (the training set is clean)", "Hz", ge=0)
+    test_membrane_noise: float = field(
+        0.0, "standard deviation of Gaussian noise added to every hidden unit's input current at every "
+        "step when the test set is scored, in units of the threshold (training: model.membrane_noise)",
+        "threshold", ge=0)
     robustness: bool = field(
         False, "the report gets a robustness curve: test accuracy against spike deletion and against "
         "jitter, each level on the same test set")

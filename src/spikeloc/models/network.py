@@ -163,14 +163,19 @@ class SpikingNetwork(StackedModel):
         sigma, p = self.cfg.membrane_noise, train.dropout
         if generators is None or (sigma == 0 and p == 0):
             return None
-        shape = (*x.shape[-3:-1], self.cfg.hidden)  # (B, T, H)
+        def gaussian(shape, g):
+            return torch.randn(shape, generator=g, device=g.device) * sigma
 
-        def draw(make) -> torch.Tensor:
-            return torch.stack([make(g) for g in generators]).to(self.W1.device)  # (K, B, T, H)
-        current = draw(lambda g: torch.randn(shape, generator=g, device=g.device) * sigma) if sigma else None
-        keep = (draw(lambda g: (torch.rand(shape, generator=g, device=g.device) >= p).float() / (1 - p))
-                if p else None)
+        def kept(shape, g):
+            return (torch.rand(shape, generator=g, device=g.device) >= p).float() / (1 - p)
+        current = self._draw(x, generators, gaussian) if sigma else None
+        keep = self._draw(x, generators, kept) if p else None
         return Noise(current, keep)
+
+    def _draw(self, x: torch.Tensor, generators: list[torch.Generator], make) -> torch.Tensor:
+        """``(K, B, T, H)`` for a batch of spikes ``x``: model k's ``make((B, T, H), generators[k])``."""
+        shape = (*x.shape[-3:-1], self.cfg.hidden)  # (B, T, H)
+        return torch.stack([make(shape, g) for g in generators]).to(self.W1.device)
 
     def unit_scores(self, spikes: torch.Tensor) -> torch.Tensor | None:
         """Each hidden unit's share of the class scores, ``(K, B, H, C)`` for hidden spikes ``(K, B, T, H)``:
@@ -221,3 +226,18 @@ class SpikingNetwork(StackedModel):
         if train.target == "observer":
             return None
         return losses.uniform_guess(self.stim.num_classes, self.cfg.bins_per_class, train.class_loss_weight)
+
+
+class MembraneNoise:
+    """A spiking network evaluated with Gaussian noise of ``sigma`` (threshold units) added to every hidden
+    unit's input current at every step (``eval.test_membrane_noise``), model k's drawn from
+    ``generators[k]``: called as the network, it returns the network's :class:`Output` under that noise."""
+
+    def __init__(self, network: SpikingNetwork, sigma: float, generators: list[torch.Generator]):
+        self.network, self.sigma, self.generators = network, sigma, generators
+        self.models, self.bins = network.models, network.bins
+
+    def __call__(self, x: torch.Tensor) -> Output:
+        current = self.network._draw(x, self.generators, lambda shape, g: torch.randn(
+            shape, generator=g, device=g.device) * self.sigma)
+        return self.network(x, noise=Noise(current, None))

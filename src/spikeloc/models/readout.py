@@ -66,7 +66,8 @@ def _sum(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project) -> tor
 
 READOUTS = {"mean": _mean, "max": _max, "last": _last, "count": _count, "spike_rate": _spike_rate,
             "rate": _rate, "sum": _sum}
-WITH_NEURONS = {"mean", "max", "last", "count", "spike_rate"}  # readouts that have output neurons and their time constants
+# readouts that have output neurons and their time constants
+WITH_NEURONS = {"mean", "max", "last", "count", "spike_rate"}
 LINEAR_READOUTS = {"mean", "last", "rate", "sum"}  # scores linear in the input spikes
 
 

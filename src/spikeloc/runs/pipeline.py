@@ -26,6 +26,7 @@ from ..config.schema import EVALUABLE_EVAL, EVALUABLE_STIMULUS, ModelConfig, Run
 from ..errors import SpikelocError
 from ..evaluation.metrics import KindMetrics, ModelResult, RunMetrics, SplitMetrics, evaluate
 from ..kernels.dispatch import warm_up
+from ..models.network import MembraneNoise, SpikingNetwork
 from ..models.registry import MODEL_KINDS, build_models, construct
 from ..models.stack import StackedModel
 from ..observer.ideal import IdealObserver
@@ -74,17 +75,34 @@ def validation_sets(cfg: RunConfig, device: torch.device) -> list[Dataset] | Non
             for seed in member_seeds(cfg)]
 
 
-def evaluate_members(model: StackedModel, sets: list[Dataset], stim: StimulusConfig) -> list[ModelResult]:
-    """Model k's result on its own set ``sets[k]``."""
+def with_membrane_noise(model: StackedModel, sigma: float, seeds: list[int]):
+    """A spiking network heard through ``eval.test_membrane_noise`` (stage ``test membrane noise`` of each
+    model's seed); any other model, or ``sigma = 0``, as it is."""
+    if sigma == 0 or not isinstance(model, SpikingNetwork):
+        return model
+    generators = [stage_generator(s, "test membrane noise", model.device) for s in seeds]
+    return MembraneNoise(model, sigma, generators)
+
+
+def evaluate_members(model: StackedModel, sets: list[Dataset], stim: StimulusConfig,
+                     membrane_noise: float = 0.0, seeds: list[int] | None = None) -> list[ModelResult]:
+    """Model k's result on its own set ``sets[k]``; with ``membrane_noise``, spiking networks are heard
+    through it, model k's drawn from its seed ``seeds[k]``."""
+    seeds = seeds or [0] * model.models
     if len(sets) == 1:
-        return evaluate(model, sets[0], stim)
-    return [evaluate(model.member(k), d, stim)[0] for k, d in enumerate(sets)]
+        return evaluate(with_membrane_noise(model, membrane_noise, seeds), sets[0], stim)
+    return [evaluate(with_membrane_noise(model.member(k), membrane_noise, [seeds[k]]), d, stim)[0]
+            for k, d in enumerate(sets)]
 
 
 def evaluate_splits(run: Run, data: dict[str, list[Dataset]]) -> dict[str, dict[str, list[ModelResult]]]:
     """Per-model results (with confusion matrices and estimates) of every model kind on every set, each
-    model on its own (:func:`member_datasets`)."""
-    return {kind: {split: evaluate_members(m, sets, run.config.stimulus) for split, sets in data.items()}
+    model on its own (:func:`member_datasets`); the test sets with ``eval.membrane_noise``."""
+    cfg = run.config
+    return {kind: {split: evaluate_members(m, sets, cfg.stimulus,
+                                           cfg.eval.test_membrane_noise if split == "test" else 0.0,
+                                           member_seeds(cfg))
+                   for split, sets in data.items()}
             for kind, m in run.models.items()}
 
 
@@ -295,7 +313,9 @@ def evaluate_fresh(run: Run, samples: int, seed: int, config: RunConfig | None =
     cfg = config or run.config
     test = test_set(cfg, samples, seed, run.device)
     stim = cfg.stimulus
-    kinds = {kind: KindMetrics(test=SplitMetrics.of(evaluate(m, test, stim)))
-             for kind, m in run.models.items()}
+    seeds = [seed + k for k in range(run.config.train.models)]
+    noise = cfg.eval.test_membrane_noise
+    tested = {kind: with_membrane_noise(m, noise, seeds) for kind, m in run.models.items()}
+    kinds = {kind: KindMetrics(test=SplitMetrics.of(evaluate(m, test, stim))) for kind, m in tested.items()}
     return RunMetrics(kinds=kinds, chance=1 / stim.num_classes, test_samples=samples, test_seed=seed,
                       ideal_observer=_ideal_observer(run, test, stim) if ideal_observer else None)
