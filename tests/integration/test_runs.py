@@ -184,3 +184,27 @@ def test_a_time_step_of_a_tenth_of_a_millisecond_trains_evaluates_and_draws(tmp_
     assert fused.metrics.ideal_observer.test.accuracy.mean > 0.5
     report = spikeloc.viz.draw(fused, tmp_path, workers=1)
     assert (tmp_path / "figures" / "stimulus_examples.png").is_file() and report.is_file()
+
+
+COMOB_PRESETS = ["comob", "comob-random-offset", "comob-tau2", "comob-dale", "comob-excitatory-only",
+                 "comob-readout-spiking", "comob-alif", "comob-alif-subtract", "comob-noise", "comob-dt0.1",
+                 "comob-dcls"]
+
+
+def test_every_community_preset_is_listed_here():
+    assert {n for n in spikeloc.preset_names() if n.startswith("comob")} == set(COMOB_PRESETS)
+
+
+@pytest.mark.parametrize("preset", COMOB_PRESETS)
+def test_every_community_preset_trains_and_reloads(preset, tmp_path):
+    """Each comob-* preset, shrunk to two epochs of two small batches: it trains on its own engine (the fused
+    kernels where the preset has them), saves, reloads and predicts as trained."""
+    small = ["train.epochs=2", "train.train_batches=2", "train.batch_size=16", "train.test_batches=1",
+             "train.validation_batches=0", "train.early_stopping_patience=0", "stimulus.anf_per_ear=20"]
+    cfg = spikeloc.load_config(preset, overrides=small, threads=1)
+    run = spikeloc.train(cfg, progress=False)
+    spikeloc.runs.save(run, tmp_path / "run")
+    loaded = spikeloc.runs.load_run(tmp_path / "run")
+    x = (torch.rand(4, cfg.stimulus.steps, cfg.stimulus.inputs, generator=torch.Generator().manual_seed(0))
+         < 0.1).float()
+    np.testing.assert_array_equal(loaded.predict_proba(x), run.predict_proba(x))

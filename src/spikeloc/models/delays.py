@@ -10,8 +10,9 @@ with, in training, a Gaussian kernel over the taps (its gradient moves the delay
 
     k_io[j] = g_io[j] / (sum_j g_io[j] + 1e-7),   g_io[j] = exp(-(j - d[i, o])^2 / (2 sigma^2))
 
-(``g`` is 0 below ``e^-40``, where DCLS has tiny and subnormal floats), whose width ``sigma`` shrinks over the first quarter of the epochs from ``taps // 2 + 0.27`` to ``0.5`` steps
-(the notebook's schedule: :func:`sigma_at`), and at evaluation the hard delay, ``k_io[j] = 1`` at
+(``g`` is 0 below ``e^-40``, where DCLS has tiny and subnormal floats), whose width ``sigma`` shrinks
+over the first quarter of the epochs from ``taps // 2 + 0.27`` to ``0.5`` steps (the notebook's
+schedule: :func:`sigma_at`), and at evaluation the hard delay, ``k_io[j] = 1`` at
 ``j = round(d[i, o])``. It is ``Dcls1d(version="gauss")`` on inputs padded with ``taps - 1`` zeros in
 front, with ``d = taps // 2 - P`` and ``sigma = |SIG| + 0.27`` (the tests hold it equal to the ``dcls``
 package on the same weights); written here in plain PyTorch so spikeloc does not depend on that
