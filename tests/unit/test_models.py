@@ -204,8 +204,10 @@ def test_parameter_groups_split_hidden_from_readout():
     assert isinstance(membrane, MembraneModel) and membrane.parameter_groups()["hidden"] == []
 
 
-def test_train_hidden_false_lets_no_gradient_reach_the_hidden_layer(gen):
-    cfg = load_config("tiny", overrides=["model.learn_tau=true", "model.hidden_bias=true"])
+@pytest.mark.parametrize("signs", [[], ["model.dale=true"], ["model.delays=learned"]])
+def test_train_hidden_false_lets_no_gradient_reach_the_hidden_layer(gen, signs):
+    """Also with Dale's law, whose signed W2 must keep its gradient (0.5.0 lost it), and learned delays."""
+    cfg = load_config("tiny", overrides=["model.learn_tau=true", "model.hidden_bias=true", *signs])
     net = build_models(cfg.stimulus, cfg.model, [0])
     data = random_ipd_input_signal(8, cfg.stimulus, gen)
     net.loss(data.spikes, data.ipd, cfg.train, train_hidden=False).sum().backward()
