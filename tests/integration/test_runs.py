@@ -186,6 +186,20 @@ def test_a_time_step_of_a_tenth_of_a_millisecond_trains_evaluates_and_draws(tmp_
     assert (tmp_path / "figures" / "stimulus_examples.png").is_file() and report.is_file()
 
 
+
+def test_thirty_six_classes_train_evaluate_and_draw(tmp_path):
+    """36 IPD classes of 5 deg (the community's finer task): the readout, confusion matrices, the ideal
+    observer and the report follow the class count."""
+    cfg = spikeloc.load_config("tiny", num_classes=36, threads=1)
+    run = spikeloc.train(cfg, progress=False)
+    result = run.results["spiking"]["test"][0]
+    assert run.models["spiking"].W2.shape[-1] == 36 and result.confusion.shape == (36, 36)
+    assert run.metrics.chance == pytest.approx(1 / 36)
+    assert run.metrics.ideal_observer.test.accuracy.mean > 3 / 36
+    report = spikeloc.viz.draw(run, tmp_path, workers=1)
+    assert report.is_file() and (tmp_path / "figures" / "weights.png").is_file()
+
+
 COMOB_PRESETS = ["comob", "comob-random-offset", "comob-tau2", "comob-dale", "comob-excitatory-only",
                  "comob-readout-spiking", "comob-alif", "comob-alif-subtract", "comob-noise", "comob-dt0.1",
                  "comob-dcls"]
