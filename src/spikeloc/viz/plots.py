@@ -353,6 +353,8 @@ def learned_delays(delay_in_ms, W1, delay_out_ms, W2, anf_per_ear: int, max_dela
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].axvline(anf_per_ear - 0.5, **EAR_LINE)
-    axes[0].legend(fontsize=8, frameon=False, loc="upper right", markerscale=2)
+    legend = axes[0].legend(fontsize=8, frameon=False, loc="upper right", markerscale=2)
+    for handle in legend.legend_handles:  # the legend's dots at full colour, not the first synapse's opacity
+        handle.set_alpha(1)
     fig.suptitle("Learned synaptic delays (opacity: |weight|)")
     return fig
