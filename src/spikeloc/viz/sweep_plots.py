@@ -67,7 +67,8 @@ def metric_against_key(summary: list[PointSummary], rows: list[Row], key: str, s
         ax.set_ylim(max(low_limit, 0.0), min(high_limit, 100.0) if metric == "accuracy" else high_limit)
         if not numeric:
             ax.set_xticks(range(len(values)), [str(v) for v in values])
-        ax.set_xlabel(xlabel or key)
+        # a zip group's label names every key: wrapped at its "(with", it stays under its own panel
+        ax.set_xlabel((xlabel or key).replace(" (with ", "\n(with "))
         ax.set_ylabel(LABELS[metric])
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, frameon=True, framealpha=0.9, loc="best")
