@@ -24,6 +24,8 @@ FAIR = ("stimulus.offset=per_sample", "train.test_batches=128")
 # name, preset, overrides, what the notebook printed
 ROWS = [
     ("random-offset", "comob-random-offset", (), "Quick_Start_random: 85.3 % / 4.4 deg (one run)"),
+    ("random-offset-tau20", "comob-random-offset", ("model.tau_hidden_ms=20", "model.tau_out_ms=20"),
+     "(a probe: the tutorial's 20 ms time constants)"),
     ("tau2", "comob-tau2", (), "Optimizing-Membrane-Time-Constant: 84.4 % / 4.5 deg (one run)"),
     ("dale-0.5", "comob-dale", (), "IE-neuron-distribution: 83.7 % / 4.4 deg (one run)"),
     ("dale-0.2", "comob-dale", ("model.inhibitory_fraction=0.2",), "IE-neuron-distribution: 70.6 % / 6.2 deg"),
@@ -58,7 +60,7 @@ def table(out: Path, rows) -> list[str]:
         own, fair = summary_of(out / name / "notebook"), summary_of(out / name / "fair")
         cells = []
         for s in (own, fair):
-            cells.append("-" if s is None else f"{cell(s.metrics['accuracy'])} / "
+            cells.append("-" if s is None or not s.n else f"{cell(s.metrics['accuracy'])} / "
                          f"{cell(s.metrics['mae_deg'], percent=False)} (n = {s.n})")
         ideal = fair.ideal_observer if fair is not None else None
         gap = (f"{100 * (ideal.mean - fair.metrics['accuracy'].mean):.1f}"
