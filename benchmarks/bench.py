@@ -221,9 +221,9 @@ import_torch = importer("torch")
 
 def fused_backend(device: torch.device) -> None:
     """Import the fused kernel's backend for ``device`` (numba, triton), or say why there is none."""
-    from spikeloc.kernels.dispatch import fused_lif_backend
+    from spikeloc.kernels import dispatch
 
-    backend, why = fused_lif_backend(device)
+    backend, why = dispatch.fused_backend(device)
     if backend is None:
         raise Unavailable(f"no fused kernel on {device.type} ({why})")
 

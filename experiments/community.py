@@ -1,9 +1,9 @@
-"""The community's research variants (the comob-* presets) over 5 seeds: each under its notebook's protocol and
-under spikeloc's fair one, beside the numbers the notebooks printed. Prints the rows of docs/results.md's
-"Community variants" section.
+"""The community's research variants (the comob-* presets) over 5 seeds: each under its notebook's protocol
+and under spikeloc's fair one, beside the numbers the notebooks printed. Prints the rows of
+docs/results.md's "Community variants" section.
 
     .venv/bin/python experiments/community.py --out runs/community               # every row
-    .venv/bin/python experiments/community.py --out runs/community --rows dcls    # some rows (comma-separated)
+    .venv/bin/python experiments/community.py --out runs/community --rows dcls,tau2   # some rows
     .venv/bin/python experiments/community.py --out runs/community --table        # only print what is there
 
 Each (row, protocol) is an ordinary sweep folder ``OUT/ROW/PROTOCOL`` (``spikeloc sweep summary`` reads it),
@@ -28,11 +28,13 @@ ROWS = [
      "(a probe: the tutorial's 20 ms time constants)"),
     ("tau2", "comob-tau2", (), "Optimizing-Membrane-Time-Constant: 84.4 % / 4.5 deg (one run)"),
     ("dale-0.5", "comob-dale", (), "IE-neuron-distribution: 83.7 % / 4.4 deg (one run)"),
-    ("dale-0.2", "comob-dale", ("model.inhibitory_fraction=0.2",), "IE-neuron-distribution: 70.6 % / 6.2 deg"),
+    ("dale-0.2", "comob-dale", ("model.inhibitory_fraction=0.2",),
+     "IE-neuron-distribution: 70.6 % / 6.2 deg"),
     ("excitatory-only", "comob-excitatory-only", (), "Excitatory-only-localisation: 51.2 % / 9.0 deg"),
     ("readout-spiking", "comob-readout-spiking", (), "Altering_output_neurons, fr 20 ms: 46.6 % (10 runs)"),
     ("alif", "comob-alif", (), "Dynamic_threshold, dth_2ms: 85.0 % / 4.3 deg (10 runs)"),
-    ("alif-subtract", "comob-alif-subtract", (), "Dynamic_threshold, dth_sub_2ms: 87.3 % / 4.2 deg (10 runs)"),
+    ("alif-subtract", "comob-alif-subtract", (),
+     "Dynamic_threshold, dth_sub_2ms: 87.3 % / 4.2 deg (10 runs)"),
     ("noise", "comob-noise", (), "Noise_robustness, 0.2 rad: about 70 % (3 runs, read off its plot)"),
     ("dt0.1", "comob-dt0.1", (), "Quick_Start_250HzClassification, tau 0.5 / 0.5 ms: 81.5 % / 4.6 deg"),
     ("dcls", "comob-dcls", (), "Quick_Start_Delay_DCLS, 30 ms: 88.2 % / 4.2 deg (one run)"),

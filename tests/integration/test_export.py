@@ -79,6 +79,8 @@ def test_a_stack_exports_the_requested_member(tmp_path):
     (["model.update_rule=standard"], "NIR cannot express update_rule = 'standard'"),
     (["model.update_rule=notebook"], "NIR cannot express update_rule = 'notebook'"),
     (["model.reset=subtract"], "NIR cannot express model.reset = 'subtract'"),
+    (["model.neuron=alif"], "NIR cannot express model.neuron = 'alif'"),
+    (["model.delays=learned", "model.max_delay_ms=4"], "NIR cannot express model.delays = 'learned'"),
 ])
 def test_what_nir_cannot_express_is_refused(overrides, needle):
     run = spikeloc.runs.train(load_config("tiny", None, [*IMMEDIATE, *overrides]), progress=False)

@@ -111,17 +111,23 @@ def test_training_reproduces_release_0_1_0():
             assert not torch.allclose(t[1], expected[f"{kind}.{name}"][1], rtol=1e-3) or "tau" in name
 
 
-@pytest.mark.parametrize("noise", [{}, {"membrane_noise": 0.3, "dropout": 0.2, "train.background_hz": 30.0,
-                                        "test_membrane_noise": 0.4}],
-                         ids=["clean", "training and test noise"])
+NOISE = {"membrane_noise": 0.3, "dropout": 0.2, "train.background_hz": 30.0, "test_membrane_noise": 0.4}
+
+
+@pytest.mark.parametrize("noise", [
+    {}, NOISE,
+    {"neuron": "alif", "update_rule": "notebook", "delays": "learned", "max_delay_ms": 5.0,
+     "phase_delay_noise_deg": 10.0},
+    {"fresh_data": False, "offset": "per_epoch"},
+], ids=["clean", "training and test noise", "alif, learned delays, noisy phase delays", "per-epoch offsets"])
 def test_model_k_of_a_stack_is_the_run_of_seed_plus_k(noise):
     """`--models 3 --seed 5`: model k equals `--seed 5+k` bit for bit (one thread: the same sums), in weights,
-    history and test metrics, also when every model draws its own training noise; the metrics list the
-    seeds."""
+    history and test metrics, also when every model draws its own training noise, and for the community's
+    variants; the metrics list the seeds."""
     from spikeloc.runs.pipeline import member_config, train_members
 
-    cfg = spikeloc.load_config("tiny", models=3, seed=5, threads=1, fresh_data=True, validation_batches=2,
-                               **noise)
+    cfg = spikeloc.load_config("tiny", models=3, seed=5, threads=1,
+                               **{"fresh_data": True, "validation_batches": 2, **noise})
     stack = spikeloc.train(cfg, progress=False)
     assert stack.metrics.seeds == (5, 6, 7)
     members = train_members(cfg)  # as a sweep trains the seeds of a point: each as a run of its own
@@ -139,15 +145,18 @@ def test_model_k_of_a_stack_is_the_run_of_seed_plus_k(noise):
         assert ([e.validation_accuracy[k] for e in stack.history["spiking"]]
                 == [e.validation_accuracy[0] for e in alone.history["spiking"]])
         assert stack.metrics.test.accuracy.values[k] == alone.metrics.test.accuracy.values[0]
-    if noise:  # the noise changes what is learned, and the test noise what is measured
+    if noise is NOISE:  # the noise changes what is learned, and the test noise what is measured
         quiet = {"model": cfg.model.model_copy(update={"membrane_noise": 0.0}),
                  "train": cfg.train.model_copy(update={"dropout": 0.0, "background_hz": 0.0})}
         clean = spikeloc.train(cfg.model_copy(update=quiet), progress=False)
         assert not torch.equal(clean.models["spiking"].W1, stack.models["spiking"].W1)
+        loud = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"test_membrane_noise": 2.0})})
         clean_test = spikeloc.runs.evaluate_fresh(stack, 256, 3)
-        noisy_test = spikeloc.runs.evaluate_fresh(stack, 256, 3, cfg.model_copy(
-            update={"eval": cfg.eval.model_copy(update={"test_membrane_noise": 2.0})}))
+        noisy_test = spikeloc.runs.evaluate_fresh(stack, 256, 3, loud)
         assert noisy_test.test != clean_test.test  # (the tiny preset learns little: other, not lower)
+        alone = spikeloc.train(member_config(cfg, 2), progress=False)
+        assert (noisy_test.test.accuracy.values[2] ==  # a fresh noisy test: model k still hears its own noise
+                spikeloc.runs.evaluate_fresh(alone, 256, 3, member_config(loud, 2)).test.accuracy.values[0])
 
 
 def test_robustness_curves_start_at_the_test_accuracy_and_draw_in_the_report(trained, tmp_path):
@@ -222,3 +231,5 @@ def test_every_community_preset_trains_and_reloads(preset, tmp_path):
     x = (torch.rand(4, cfg.stimulus.steps, cfg.stimulus.inputs, generator=torch.Generator().manual_seed(0))
          < 0.1).float()
     np.testing.assert_array_equal(loaded.predict_proba(x), run.predict_proba(x))
+    found = spikeloc.analysis.analyse(loaded, samples=64)  # the hidden-unit analysis takes every variant
+    assert found.ablation and np.isfinite(found.single_unit_accuracy).all()

@@ -220,12 +220,12 @@ def test_triton_compiles_for_sm90_without_fma(monkeypatch, rule, subtract):
 
 def test_engines_on_cpu():
     h, alpha, _ = make_case((1, 2, 5, 3), scale=0.8, seed=7)
-    assert dispatch.fused_backend("cpu")[0] is lif_numba and dispatch.uses_fused_lif("auto", h)
+    assert dispatch.fused_backend("cpu")[0] is lif_numba and dispatch.uses_fused("auto", h)
     assert type(dispatch.lif(h, params(alpha, "standard"), "auto").grad_fn).__name__ == "FusedLIFBackward"
     assert type(dispatch.lif(h, params(alpha, "standard"), "reference").grad_fn).__name__ == "StackBackward0"
     # no fused kernel there: auto takes the reference
-    assert not dispatch.uses_fused_lif("auto", h.to("meta"))
-    assert not dispatch.uses_fused_lif("auto", h.double())  # the kernels are float32
+    assert not dispatch.uses_fused("auto", h.to("meta"))
+    assert not dispatch.uses_fused("auto", h.double())  # the kernels are float32
 
 
 def test_fused_unavailable_is_a_clear_error(monkeypatch):

@@ -14,7 +14,6 @@ import torch
 
 from ..config.schema import StimulusConfig
 from ..models.network import SpikingNetwork
-from ..models.readout import LINEAR_READOUTS
 from ..task.bins import discretise, most_probable_class
 
 SILENT_HZ = 1.0  # a unit firing less than this (mean over the stimuli) counts as silent
@@ -76,16 +75,15 @@ def accuracy_without(network: SpikingNetwork, hidden: torch.Tensor, ipd: torch.T
     changes nothing); otherwise each ablated network is run (:func:`accuracy_without_by_masks`, the
     reference).
     """
-    if network.cfg.readout not in LINEAR_READOUTS:
+    if not network.has_unit_scores:
         return accuracy_without_by_masks(network, hidden, ipd, stim, removed)
-    W2 = network.weights()[1]
     true_class = discretise(ipd, stim).to(hidden.device)
     index = [torch.as_tensor(r, dtype=torch.long, device=hidden.device) for r in removed]
     total = torch.zeros(len(removed), dtype=torch.float64)
     for start in range(0, len(hidden), CHUNK):
         s = hidden[start:start + CHUNK].float()[None]  # (1, B, T, H)
         labels = true_class[start:start + CHUNK]
-        scores = network.readout(s, W2)[0]  # (B, C)
+        scores = network.score_hidden(s)[0]  # (B, C)
         shares = network.unit_scores(s)[0]  # (B, H, C)
         for i, units in enumerate(index):
             total[i] += correct(scores - shares[:, units].sum(1), labels, stim.num_classes).sum().item()
@@ -104,7 +102,7 @@ def accuracy_without_by_masks(network: SpikingNetwork, hidden: torch.Tensor, ipd
         keep[torch.as_tensor(units, dtype=torch.long)] = 0
         total = 0.0
         for start in range(0, len(hidden), CHUNK):
-            scores = network.readout(hidden[start:start + CHUNK].float()[None], W2 * keep[:, None])[0]
+            scores = network.score_hidden(hidden[start:start + CHUNK].float()[None], W2 * keep[:, None])[0]
             total += correct(scores, true_class[start:start + CHUNK], stim.num_classes).sum().item()
         out.append(total / len(hidden))
     return np.array(out)

@@ -159,9 +159,9 @@ class ModelConfig(Section):
         "1 - s); subtract takes the threshold off it (for alif the threshold of that step)")
     init: Literal["notebook", "fan_in", "fan_out", "observer"] = field(
         "notebook", "notebook: U(+-1/sqrt(12)) for both layers; fan_in: U(+-gain/sqrt(fan-in)); fan_out: "
-        "U(+-gain/sqrt(fan-out)), the research notebooks' snn_init (1/sqrt(hidden) for W1, 1/sqrt(classes) "
-        "for W2); observer: hidden neurons start as the ideal observer's (tone phase, IPD) templates, the "
-        "readout as fan_in")
+        "U(+-gain/sqrt(fan-out)), the research notebooks' snn_init (1/sqrt(hidden) for W1, 1/sqrt(output "
+        "bins) for W2); observer: hidden neurons start as the ideal observer's (tone phase, IPD) templates, "
+        "the readout as fan_in")
     init_gain: float = field(1.0, "scale of the fan_in and fan_out initialisations", "1", gt=0)
     init_phases: int = field(
         16, "observer init: tone phases per IPD; hidden / init_phases IPDs span the IPD range", "phases",
@@ -189,7 +189,9 @@ class ModelConfig(Section):
         "over the first quarter of the epochs, the rounded delay at evaluation; spikeloc.models.delays). "
         "With stimulus.phase_delays = true the fibres keep their phase delays and the network learns delays "
         "on top of them")
-    max_delay_ms: float = field(30.0, "learned delays: the longest delay a synapse can have", "ms", gt=0)
+    max_delay_ms: float = field(
+        30.0, "learned delays: the longest delay a synapse can have, rounded up to an even number of steps "
+        "(an odd count of taps, as the notebook: 30 ms at dt 1 ms is 31 taps, 0-30 ms)", "ms", gt=0)
     membrane_noise: float = field(
         0.0, "standard deviation of Gaussian noise added to every hidden unit's input current at every step "
         "in training, in units of the threshold; evaluation is noise-free", "threshold", ge=0)
@@ -346,6 +348,9 @@ class RunConfig(Section):
         if self.eval.spike_background_hz * self.stimulus.dt > 1:
             raise ValueError("eval.spike_background_hz * stimulus.dt must be at most 1 (one spike per step); "
                              f"got {self.eval.spike_background_hz:g} Hz at dt {self.stimulus.dt:g} s")
+        if self.stimulus.offset == "per_epoch" and self.train.fresh_data:
+            raise ValueError("stimulus.offset = 'per_epoch' hears one training set with a new offset each "
+                             "epoch; train.fresh_data draws a new set each epoch: give one of them")
         if self.stimulus.offset == "per_epoch" and self.train.phase_delay_noise_deg > 0:
             raise ValueError("train.phase_delay_noise_deg needs stimulus.offset 'per_dataset' or "
                              "'per_sample': with 'per_epoch' a set is heard again from the same draws, "

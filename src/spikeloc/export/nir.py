@@ -50,6 +50,9 @@ def _check_expressible(run: Run, approximate: bool) -> None:
     if m.neuron != "lif":
         raise SpikelocError(f"NIR cannot express model.neuron = '{m.neuron}': it has no neuron with an "
                             "adaptive threshold; only neuron = 'lif' exports")
+    if m.delays != "none":
+        raise SpikelocError(f"NIR cannot express model.delays = '{m.delays}' (a delay per synapse): only "
+                            "delays = 'none' exports")
     if m.reset != "zero":
         raise SpikelocError("NIR cannot express model.reset = 'subtract': its LIF neurons reset to a value "
                             "(v_reset); only reset = 'zero' exports")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from .fused_alif import Adaptation, surrogate_of
+from .fused_alif import ALIFRecurrence, surrogate_of
 
 ONE = np.float32(1.0)
 ZERO = np.float32(0.0)
@@ -78,13 +78,13 @@ def _backward(grad_out, v_rec, u_rec, a_rec, out, sig, alpha, slope, subtract, t
         grad_alpha[k, b, :] = acc
 
 
-def _constants(rec: Adaptation):
+def _constants(rec: ALIFRecurrence):
     # float32 as the reference's tensor arithmetic rounds them; (1 - rho) taken in float64 first, as torch
     return (rec.subtract, np.float32(rec.threshold), np.float32(rec.v_reset), np.float32(rec.decay),
             np.float32(1 - rec.decay), np.float32(rec.strength))
 
 
-def forward(h: torch.Tensor, alpha: torch.Tensor, rec: Adaptation):
+def forward(h: torch.Tensor, alpha: torch.Tensor, rec: ALIFRecurrence):
     """Spikes and the membrane ``v``, pre-reset membrane ``u`` and adaptation ``a`` at the start of every
     step, each ``(K, B, T, N)`` float32."""
     out, v, u, a = (torch.zeros_like(h) for _ in range(4))
@@ -93,7 +93,7 @@ def forward(h: torch.Tensor, alpha: torch.Tensor, rec: Adaptation):
 
 
 def backward(grad: torch.Tensor, v: torch.Tensor, u: torch.Tensor, a: torch.Tensor, spikes: torch.Tensor,
-             alpha: torch.Tensor, rec: Adaptation, need_alpha: bool):
+             alpha: torch.Tensor, rec: ALIFRecurrence, need_alpha: bool):
     """Gradients wrt ``h`` ``(K, B, T, N)`` and, if ``need_alpha``, wrt ``alpha`` ``(K, N)``."""
     models, batch, _, hidden = v.shape
     grad_h = torch.empty_like(v)

@@ -10,7 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .fused_alif import Adaptation, surrogate_of
+from .fused_alif import ALIFRecurrence, surrogate_of
 from .lif_triton import BLOCK, on_device
 
 
@@ -83,12 +83,12 @@ def _backward_kernel(g_ptr, v_ptr, u_ptr, a_ptr, out_ptr, sig_ptr, alpha_ptr, gh
     tl.store(ga_ptr + n, acc, mask=mask)
 
 
-def _constants(rec: Adaptation):
+def _constants(rec: ALIFRecurrence):
     # (1 - rho) taken in float64 first, as the reference's tensor arithmetic
     return rec.threshold, rec.v_reset, rec.decay, 1 - rec.decay, rec.strength
 
 
-def forward(h, alpha, rec: Adaptation):
+def forward(h, alpha, rec: ALIFRecurrence):
     """Spikes and the membrane ``v``, pre-reset membrane ``u`` and adaptation ``a`` at the start of every
     step, each ``(K, B, T, N)`` float32."""
     models, batch, T, hidden = h.shape
@@ -101,7 +101,7 @@ def forward(h, alpha, rec: Adaptation):
     return out, v, u, a
 
 
-def backward(grad, v, u, a, spikes, alpha, rec: Adaptation, need_alpha: bool):
+def backward(grad, v, u, a, spikes, alpha, rec: ALIFRecurrence, need_alpha: bool):
     """Gradients wrt ``h`` ``(K, B, T, N)`` and, if ``need_alpha``, wrt ``alpha`` ``(K, N)``."""
     models, batch, T, hidden = v.shape
     grad_h = torch.empty_like(v)

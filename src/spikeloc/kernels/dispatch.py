@@ -74,7 +74,7 @@ def _neuron(p: LIFParams) -> str:
     return "alif" if isinstance(p, ALIFParams) else "lif"
 
 
-def uses_fused_lif(engine: str, h: torch.Tensor, p: LIFParams | None = None) -> bool:
+def uses_fused(engine: str, h: torch.Tensor, p: LIFParams | None = None) -> bool:
     """Whether a LIF (or ALIF) layer with parameters ``p`` runs its fused kernel under ``engine`` for
     currents ``h`` (by their device and dtype)."""
     neuron, rule = (_neuron(p), p.update_rule) if p is not None else ("lif", "standard")
@@ -89,22 +89,22 @@ def uses_fused_lif(engine: str, h: torch.Tensor, p: LIFParams | None = None) -> 
 
 def warm_up(device: torch.device | str, update_rule: str = "standard", reset: str = "zero",
             neuron: str = "lif") -> None:
-    """Run the device's fused kernel of the neuron once, forward and backward, on a tiny input: its compiled
-    code is loaded now (numba's, from its on-disk cache; triton's for this rule and reset) rather than in
-    the first training step."""
-    if fused_backend(device, neuron, update_rule)[0] is not None:
-        h = torch.zeros(1, 1, 3, 2, device=device, requires_grad=True)
-        alpha = torch.full((1, 2), 0.5, device=device)
-        kind = ALIFParams if neuron == "alif" else LIFParams
-        p = kind(alpha, update_rule, reset)
-        lif(h, p, "fused").sum().backward()
+    """Run the device's fused kernels of the neuron (and of the LIF, which spiking readouts use) once, forward
+    and backward, on a tiny input: their compiled code is loaded now (numba's, from its on-disk cache;
+    triton's for this rule and reset) rather than in the first training step."""
+    for kind in dict.fromkeys(["lif", neuron]):
+        if fused_backend(device, kind, update_rule)[0] is not None:
+            h = torch.zeros(1, 1, 3, 2, device=device, requires_grad=True)
+            params = (ALIFParams if kind == "alif" else LIFParams)(torch.full((1, 2), 0.5, device=device),
+                                                                  update_rule, reset)
+            lif(h, params, "fused").sum().backward()
 
 
 def lif(h: torch.Tensor, p: LIFParams, engine: str) -> torch.Tensor:
     """LIF spikes ``(K, B, T, N)`` for currents ``h`` ``(K, B, T, N)``; ALIF spikes for
     :class:`~spikeloc.neurons.alif.ALIFParams`."""
     adaptive = isinstance(p, ALIFParams)
-    if uses_fused_lif(engine, h, p):
+    if uses_fused(engine, h, p):
         backend = fused_backend(h.device, _neuron(p), p.update_rule)[0]
         return fused_alif(h, p, backend) if adaptive else fused_lif(h, p, backend)
     return alif_sequence(h, p) if adaptive else lif_sequence(h, p)

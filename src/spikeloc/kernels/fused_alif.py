@@ -35,7 +35,7 @@ from ..neurons.surrogate import surrogate_sigmoid
 FUSED_RULES = ("notebook",)  # the update rules with a fused ALIF
 
 
-class Adaptation(NamedTuple):
+class ALIFRecurrence(NamedTuple):
     """The constants of the recurrence for one :class:`~spikeloc.neurons.alif.ALIFParams`."""
 
     subtract: bool  # reset by subtracting the threshold, else to v_reset
@@ -46,14 +46,14 @@ class Adaptation(NamedTuple):
     strength: float  # beta
 
     @classmethod
-    def of(cls, p: ALIFParams) -> Adaptation:
+    def of(cls, p: ALIFParams) -> ALIFRecurrence:
         if p.update_rule not in FUSED_RULES:
             raise ValueError(f"no fused ALIF for update rule {p.update_rule!r}")
         return cls(p.reset == "subtract", p.threshold, p.v_reset, p.surrogate_slope, p.adapt_decay,
                    p.adapt_strength)
 
 
-def surrogate_of(v: torch.Tensor, a: torch.Tensor, rec: Adaptation) -> torch.Tensor:
+def surrogate_of(v: torch.Tensor, a: torch.Tensor, rec: ALIFRecurrence) -> torch.Tensor:
     """``sig(slope (v - th))`` of every step, as the reference computes it (torch's vectorised sigmoid)."""
     theta = a.mul(rec.strength).add_(rec.threshold)
     return surrogate_sigmoid((v - theta).mul_(rec.slope))
@@ -63,7 +63,7 @@ class FusedALIF(torch.autograd.Function):
     """Spikes ``(K, B, T, N)`` from currents ``h`` ``(K, B, T, N)`` and ``alpha`` ``(K, N)``, float32."""
 
     @staticmethod
-    def forward(ctx, h, alpha, rec: Adaptation, backend: ModuleType):
+    def forward(ctx, h, alpha, rec: ALIFRecurrence, backend: ModuleType):
         if h.dtype != torch.float32 or alpha.dtype != torch.float32:
             raise TypeError(f"fused ALIF needs float32 h and alpha, got {h.dtype} and {alpha.dtype}")
         if h.ndim != 4 or alpha.shape != (h.shape[0], h.shape[3]):  # the kernels index alpha[k, n] unchecked
@@ -85,4 +85,4 @@ class FusedALIF(torch.autograd.Function):
 
 def fused_alif(h: torch.Tensor, p: ALIFParams, backend: ModuleType) -> torch.Tensor:
     """Same spikes and surrogate gradients as ``alif_sequence(h, p)``, from one backend's kernels."""
-    return FusedALIF.apply(h, p.alpha, Adaptation.of(p), backend)
+    return FusedALIF.apply(h, p.alpha, ALIFRecurrence.of(p), backend)

@@ -24,9 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..neurons.surrogate import CUTOFF
-
 SIGMA_FLOOR = 0.27  # DCLS adds it to |SIG|: the narrowest kernel
+KERNEL_CUTOFF = -40.0  # a kernel weight below e^-40 is 0 (no subnormal floats in the far taps)
 SIGMA_END = 0.23  # |SIG| at the end of the notebook's schedule: sigma = 0.5 steps
 
 
@@ -40,8 +39,6 @@ def sigma_at(epoch: int, epochs: int, taps: int) -> float:
     """Kernel width (steps) in epoch ``epoch`` (1-based) of ``epochs``: ``|SIG|`` goes from ``taps // 2``
     to 0.23 geometrically over the first ``epochs // 4`` epochs, then stays (``Quick_Start_Delay_DCLS``)."""
     start, span = taps // 2, max(epochs // 4, 1)
-    if start <= SIGMA_END:
-        return SIGMA_END + SIGMA_FLOOR
     return start * (SIGMA_END / start) ** (min(epoch - 1, span) / span) + SIGMA_FLOOR
 
 
@@ -59,9 +56,7 @@ def kernel(delay: torch.Tensor, taps: int, sigma: float | None) -> torch.Tensor:
         return F.one_hot(delay.detach().round().long().clamp(0, taps - 1), taps).to(delay.dtype)
     j = torch.arange(taps, device=delay.device, dtype=delay.dtype)
     exponent = -0.5 * ((j - delay[..., None]) / sigma) ** 2
-    # 0 where below e^-40 (as the surrogate's cut-off): a narrow kernel's far taps would otherwise be
-    # subnormal floats, which made every convolution several times slower
-    g = torch.exp(exponent).masked_fill(exponent < CUTOFF, 0.0)
+    g = torch.exp(exponent).masked_fill(exponent < KERNEL_CUTOFF, 0.0)
     return g / (g.sum(-1, keepdim=True) + 1e-7)
 
 
@@ -69,16 +64,17 @@ def delayed_project(x: torch.Tensor, W: torch.Tensor, delay: torch.Tensor, taps:
                     sigma: float | None) -> torch.Tensor:
     """Currents ``(K, B, T, out)`` for spikes ``x`` (``(B, T, in)`` shared by the stack, or
     ``(K, B, T, in)``), weights ``W`` and delays ``delay`` (steps), both ``(K, in, out)``: one grouped
-    convolution over time."""
+    convolution over time per model."""
     K, n_in, n_out = W.shape
     weight = W[..., None] * kernel(delay, taps, sigma)  # (K, in, out, taps)
     # conv1d correlates: tap j of the flipped kernel meets x[t - (taps - 1) + j], i.e. delay taps - 1 - j
     weight = weight.permute(0, 2, 1, 3).flip(-1).reshape(K * n_out, n_in, taps)  # (K*out, in, taps)
     xs = x.expand(K, *x.shape) if x.ndim == 3 else x  # (K, B, T, in)
-    B, T = xs.shape[1], xs.shape[2]
-    inputs = xs.permute(1, 0, 3, 2).reshape(B, K * n_in, T)  # (B, K*in, T)
-    out = F.conv1d(F.pad(inputs, (taps - 1, 0)), weight, groups=K)  # (B, K*out, T)
-    return out.view(B, K, n_out, T).permute(1, 0, 3, 2)  # (K, B, T, out)
+    # one convolution per model, not one grouped over the stack: that rounds differently from a model
+    # alone's, and model k of a stack must equal the run of its seed
+    out = [F.conv1d(F.pad(xs[k].transpose(1, 2), (taps - 1, 0)), weight[k * n_out:(k + 1) * n_out])
+           for k in range(K)]  # each (B, out, T)
+    return torch.stack(out).transpose(2, 3)  # (K, B, T, out)
 
 
 def delays_ms(delay: torch.Tensor, dt: float) -> torch.Tensor:

@@ -25,6 +25,11 @@ from .readout import LINEAR_READOUTS, Readout
 from .stack import StackedModel, as_input, project, register_time_constant
 
 
+def gaussian(sigma: float):
+    """A draw of Gaussian noise of standard deviation ``sigma``: ``(shape, generator) -> tensor``."""
+    return lambda shape, g: torch.randn(shape, generator=g, device=g.device) * sigma
+
+
 class Noise(NamedTuple):
     """Training noise of one batch, each ``(K, B, T, H)`` or None: Gaussian current added to the hidden units
     (``model.membrane_noise``) and the dropout mask of their spikes, 0 or ``1 / (1 - p)``
@@ -163,12 +168,9 @@ class SpikingNetwork(StackedModel):
         sigma, p = self.cfg.membrane_noise, train.dropout
         if generators is None or (sigma == 0 and p == 0):
             return None
-        def gaussian(shape, g):
-            return torch.randn(shape, generator=g, device=g.device) * sigma
-
         def kept(shape, g):
             return (torch.rand(shape, generator=g, device=g.device) >= p).float() / (1 - p)
-        current = self._draw(x, generators, gaussian) if sigma else None
+        current = self._draw(x, generators, gaussian(sigma)) if sigma else None
         keep = self._draw(x, generators, kept) if p else None
         return Noise(current, keep)
 
@@ -176,6 +178,18 @@ class SpikingNetwork(StackedModel):
         """``(K, B, T, H)`` for a batch of spikes ``x``: model k's ``make((B, T, H), generators[k])``."""
         shape = (*x.shape[-3:-1], self.cfg.hidden)  # (B, T, H)
         return torch.stack([make(shape, g) for g in generators]).to(self.W1.device)
+
+    @property
+    def has_unit_scores(self) -> bool:
+        """Whether :meth:`unit_scores` has a value: readouts linear in their input, without learned delays
+        (each delayed synapse has a response of its own)."""
+        return self.cfg.readout in LINEAR_READOUTS and not self.taps
+
+    def score_hidden(self, spikes: torch.Tensor, W2: torch.Tensor | None = None) -> torch.Tensor:
+        """Class scores ``(K, B, C)`` of hidden spikes ``(K, B, T, H)`` through the readout, with the readout
+        weights ``W2`` (default: the network's, as used) and its learned delays, if any, rounded."""
+        W2 = self.weights()[1] if W2 is None else W2
+        return self.readout(spikes, W2, self._projections(soft_delays=False)[1])
 
     def unit_scores(self, spikes: torch.Tensor) -> torch.Tensor | None:
         """Each hidden unit's share of the class scores, ``(K, B, H, C)`` for hidden spikes ``(K, B, T, H)``:
@@ -185,7 +199,7 @@ class SpikingNetwork(StackedModel):
         The readout itself scores a single spike at each step (so its equations are not written twice):
         unit h's share is ``W2[h] * sum_t s_h[t] * score_of_one_spike[t]``.
         """
-        if self.cfg.readout not in LINEAR_READOUTS or self.taps:  # delays: each synapse its own response
+        if not self.has_unit_scores:
             return None
         K, steps = self.models, spikes.shape[-2]
         impulses = torch.eye(steps, device=spikes.device).expand(K, steps, steps)[..., None]  # (K, T, T, 1)
@@ -238,6 +252,5 @@ class MembraneNoise:
         self.models, self.bins = network.models, network.bins
 
     def __call__(self, x: torch.Tensor) -> Output:
-        current = self.network._draw(x, self.generators, lambda shape, g: torch.randn(
-            shape, generator=g, device=g.device) * self.sigma)
+        current = self.network._draw(x, self.generators, gaussian(self.sigma))
         return self.network(x, noise=Noise(current, None))

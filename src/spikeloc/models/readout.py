@@ -52,16 +52,21 @@ def _spike_rate(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project)
     return _count(layer, x, W, proj) / x.shape[-2]
 
 
+def _time_reduced(x: torch.Tensor, W: torch.Tensor, proj: Project, reduce) -> torch.Tensor:
+    """``reduce`` over time of the currents: of the spikes first when the currents are their product with
+    ``W`` (linear, and T times fewer products), else of the currents (delayed synapses: what arrives within
+    the stimulus)."""
+    if proj is project:
+        return torch.bmm(reduce(x), W)
+    return reduce(proj(x, W))
+
+
 def _rate(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project) -> torch.Tensor:
-    if proj is not project:  # delayed synapses: the currents that arrive within the stimulus
-        return proj(x, W).mean(-2)
-    return torch.bmm(x.mean(-2), W)  # reduce over time first: linear in the spikes
+    return _time_reduced(x, W, proj, lambda t: t.mean(-2))
 
 
 def _sum(layer: Readout, x: torch.Tensor, W: torch.Tensor, proj: Project) -> torch.Tensor:
-    if proj is not project:
-        return proj(x, W).sum(-2)
-    return torch.bmm(x.sum(-2), W)
+    return _time_reduced(x, W, proj, lambda t: t.sum(-2))
 
 
 READOUTS = {"mean": _mean, "max": _max, "last": _last, "count": _count, "spike_rate": _spike_rate,

@@ -1,6 +1,7 @@
 """Adaptive LIF (ALIF) neurons in plain PyTorch: a LIF neuron whose threshold rises with its own spikes.
 
-The community's ``Dynamic_threshold`` notebook (after Bellec et al. 2018, arXiv 2103.12593). Each neuron
+The community's ``Dynamic_threshold`` notebook (it cites arXiv 2103.12593; the adaptive threshold of Bellec et
+al. 2018's LSNN, arXiv 1803.09574). Each neuron
 carries an adaptation ``a`` (0 before step 0) next to the LIF state of :mod:`.lif`. Its threshold in a
 step is
 

@@ -16,7 +16,7 @@ import importlib
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -75,23 +75,25 @@ def validation_sets(cfg: RunConfig, device: torch.device) -> list[Dataset] | Non
             for seed in member_seeds(cfg)]
 
 
-def with_membrane_noise(model: StackedModel, sigma: float, seeds: list[int]):
-    """A spiking network heard through ``eval.test_membrane_noise`` (stage ``test membrane noise`` of each
-    model's seed); any other model, or ``sigma = 0``, as it is."""
+def with_membrane_noise(model: StackedModel, sigma: float, seeds: Sequence[int],
+                        stage: str = "test membrane noise"):
+    """A spiking network heard through ``eval.test_membrane_noise``, model k's drawn from stage ``stage`` of
+    its seed ``seeds[k]``; any other model, or ``sigma = 0``, as it is."""
     if sigma == 0 or not isinstance(model, SpikingNetwork):
         return model
-    generators = [stage_generator(s, "test membrane noise", model.device) for s in seeds]
+    if len(seeds) != model.models:
+        raise ValueError(f"membrane noise needs a seed per model: {model.models} models, {len(seeds)} seeds")
+    generators = [stage_generator(s, stage, model.device) for s in seeds]
     return MembraneNoise(model, sigma, generators)
 
 
 def evaluate_members(model: StackedModel, sets: list[Dataset], stim: StimulusConfig,
-                     membrane_noise: float = 0.0, seeds: list[int] | None = None) -> list[ModelResult]:
+                     membrane_noise: float = 0.0, seeds: Sequence[int] = ()) -> list[ModelResult]:
     """Model k's result on its own set ``sets[k]``; with ``membrane_noise``, spiking networks are heard
     through it, model k's drawn from its seed ``seeds[k]``."""
-    seeds = seeds or [0] * model.models
     if len(sets) == 1:
         return evaluate(with_membrane_noise(model, membrane_noise, seeds), sets[0], stim)
-    return [evaluate(with_membrane_noise(model.member(k), membrane_noise, [seeds[k]]), d, stim)[0]
+    return [evaluate(with_membrane_noise(model.member(k), membrane_noise, list(seeds[k:k + 1])), d, stim)[0]
             for k, d in enumerate(sets)]
 
 
@@ -313,9 +315,11 @@ def evaluate_fresh(run: Run, samples: int, seed: int, config: RunConfig | None =
     cfg = config or run.config
     test = test_set(cfg, samples, seed, run.device)
     stim = cfg.stimulus
-    seeds = [seed + k for k in range(run.config.train.models)]
-    noise = cfg.eval.test_membrane_noise
-    tested = {kind: with_membrane_noise(m, noise, seeds) for kind, m in run.models.items()}
+    # each model's noise from its own seed and this test set's: model k of a stack hears what the run of
+    # its seed would
+    noise, seeds = cfg.eval.test_membrane_noise, member_seeds(run.config)
+    tested = {kind: with_membrane_noise(m, noise, seeds, f"test membrane noise {seed}")
+              for kind, m in run.models.items()}
     kinds = {kind: KindMetrics(test=SplitMetrics.of(evaluate(m, test, stim))) for kind, m in tested.items()}
     return RunMetrics(kinds=kinds, chance=1 / stim.num_classes, test_samples=samples, test_seed=seed,
                       ideal_observer=_ideal_observer(run, test, stim) if ideal_observer else None)
