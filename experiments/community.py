@@ -28,6 +28,8 @@ ROWS = [
      "(a probe: the tutorial's 20 ms time constants)"),
     ("tau2", "comob-tau2", (), "Optimizing-Membrane-Time-Constant: 84.4 % / 4.5 deg (one run)"),
     ("dale-0.5", "comob-dale", (), "IE-neuron-distribution: 83.7 % / 4.4 deg (one run)"),
+    ("dale-0.5-first", "comob-dale", ("model.inhibitory_units=first",),
+     "(a probe: IE-neuron-distribution's masks, the left ear inhibitory)"),
     ("dale-0.2", "comob-dale", ("model.inhibitory_fraction=0.2",),
      "IE-neuron-distribution: 70.6 % / 6.2 deg"),
     ("excitatory-only", "comob-excitatory-only", (), "Excitatory-only-localisation: 51.2 % / 9.0 deg"),

@@ -170,6 +170,14 @@ def test_dale_weights_obey_their_saved_signs(tmp_path, fraction):
     np.testing.assert_array_equal(loaded.predict_proba(data.spikes), run.predict_proba(data.spikes))
 
 
+def test_the_first_units_may_be_the_inhibitory_ones():
+    """IE-neuron-distribution's masks: at 0.5 the left ear's fibres and the first half of the hidden units."""
+    net = tiny("model.dale=true", "model.inhibitory_units=first").models["spiking"]
+    half = net.stim.anf_per_ear
+    assert (net.sign_in[0, :half] == -1).all() and (net.sign_in[0, half:] == 1).all()
+    assert (net.sign_hidden[0] == torch.tensor([-1.0] * 4 + [1.0] * 4)).all()
+
+
 def test_excitatory_only_has_no_negative_weight():
     net = tiny("model.excitatory_only=true").models["spiking"]
     assert (net.W1 >= 0).all() and (net.W2 >= 0).all()

@@ -182,6 +182,10 @@ class ModelConfig(Section):
     inhibitory_fraction: float = field(
         0.5, "with dale: the share of each layer's presynaptic units that are inhibitory (the notebooks' "
         "IE ratio), rounded down", "1", ge=0, le=1)
+    inhibitory_units: Literal["random", "first"] = field(
+        "random", "with dale: which units are inhibitory: drawn at random (Dales_law), or the first of each "
+        "layer (IE-neuron-distribution: for W1 the left ear's fibres first, so at 0.5 one whole ear is "
+        "inhibitory and the other excitatory)")
     excitatory_only: bool = field(False, "every weight of W1 and W2 is |w| >= 0: no inhibition anywhere")
     delays: Literal["none", "learned"] = field(
         "none", "learned: every synapse of W1 and W2 has its own delay, learned with the weights (DCLS, as "

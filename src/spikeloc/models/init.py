@@ -77,13 +77,18 @@ def uniform(shape: torch.Size, bound: float, generators: list[torch.Generator]) 
 
 
 @torch.no_grad()
-def signs(units: int, inhibitory_fraction: float, generators: list[torch.Generator]) -> torch.Tensor:
-    """``(K, units)`` of +1 and -1: ``units * inhibitory_fraction`` (rounded down) units of each model,
-    drawn from its generator, are inhibitory (-1), as the community's ``get_dales_mask``."""
+def signs(units: int, inhibitory_fraction: float, generators: list[torch.Generator],
+          choice: str = "random") -> torch.Tensor:
+    """``(K, units)`` of +1 and -1: ``units * inhibitory_fraction`` (rounded down) units of each model are
+    inhibitory (-1): drawn from its generator (``choice = "random"``, as ``Dales_law``'s ``get_dales_mask``)
+    or the first ones (``"first"``, as ``IE-neuron-distribution``: for the inputs, the left ear's fibres
+    first)."""
     inhibitory = math.floor(units * inhibitory_fraction + 1e-9)  # 0.7 * 30 is 21, not 20.999...
     out = torch.ones(len(generators), units)
     for k, g in enumerate(generators):
-        out[k, torch.randperm(units, generator=g, device=g.device)[:inhibitory].cpu()] = -1
+        chosen = (torch.randperm(units, generator=g, device=g.device).cpu() if choice == "random"
+                  else torch.arange(units))
+        out[k, chosen[:inhibitory]] = -1
     return out
 
 

@@ -74,8 +74,9 @@ class SpikingNetwork(StackedModel):
             for W in (self.W1, self.W2):  # W1 first: every model's draws in the same order
                 W.copy_(init.uniform(W.shape[1:], init.bound(self.cfg, W.shape[1:]), generators))
             if self.cfg.dale:
-                self.sign_in.copy_(init.signs(self.stim.inputs, self.cfg.inhibitory_fraction, generators))
-                self.sign_hidden.copy_(init.signs(self.cfg.hidden, self.cfg.inhibitory_fraction, generators))
+                for signs, units in ((self.sign_in, self.stim.inputs), (self.sign_hidden, self.cfg.hidden)):
+                    signs.copy_(init.signs(units, self.cfg.inhibitory_fraction, generators,
+                                           self.cfg.inhibitory_units))
             if self.taps:
                 self.W1_delay.copy_(delays.initial_delays(self.W1.shape[1:], self.taps, generators))
                 self.W2_delay.copy_(delays.initial_delays(self.W2.shape[1:], self.taps, generators))
