@@ -233,3 +233,16 @@ def test_every_community_preset_trains_and_reloads(preset, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(x), run.predict_proba(x))
     found = spikeloc.analysis.analyse(loaded, samples=64)  # the hidden-unit analysis takes every variant
     assert found.ablation and np.isfinite(found.single_unit_accuracy).all()
+
+
+def test_a_run_stopped_early_keeps_its_history(tmp_path):
+    """Early stopping ends the fit before train.epochs: the saved history is whole, and the folder loads and
+    redraws without a note (0.5.0 called such a history cut off)."""
+    cfg = spikeloc.load_config("tiny", overrides=["train.epochs=30", "train.validation_batches=1",
+                                                  "train.early_stopping_patience=1"])
+    run = spikeloc.train(cfg, progress=False)
+    epochs = len(run.history["spiking"])
+    assert epochs < 30
+    spikeloc.runs.save(run, tmp_path / "run")
+    loaded = spikeloc.runs.load_run(tmp_path / "run")
+    assert not loaded.problems and len(loaded.history["spiking"]) == epochs

@@ -33,6 +33,7 @@ from ..config.schema import RunConfig
 from ..errors import SpikelocError, TrainingDiverged
 from ..evaluation.metrics import RunMetrics
 from ..models.registry import MODEL_KINDS, construct
+from ..training.loop import stopped_early
 from . import checkpoint
 from .files import (
     CHECKPOINT,
@@ -346,11 +347,14 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Run:
 
 
 def _whole(history: dict, run: Run) -> dict:
-    """``history`` if it has every epoch of every model of ``run``, else ValueError (a cut-off file)."""
+    """``history`` if it has every epoch of every model of ``run`` (up to where early stopping ended the fit),
+    else ValueError (a cut-off file)."""
+    tc = run.config.train
     for kind in run.models:
         rows = history.get(kind, [])
-        if ([r.epoch for r in rows] != list(range(1, run.config.train.epochs + 1))
-                or any(len(r.loss_per_model) != run.config.train.models for r in rows)):
+        ended = len(rows) == tc.epochs or stopped_early(rows, tc.early_stopping_patience)
+        if (not ended or [r.epoch for r in rows] != list(range(1, len(rows) + 1))
+                or any(len(r.loss_per_model) != tc.models for r in rows)):
             raise ValueError(f"it does not hold every epoch of the {kind} model")
     return history
 
