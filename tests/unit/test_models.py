@@ -248,8 +248,8 @@ def test_alif_network_is_fused_equal_to_its_reference(gen, reset):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_alif_without_a_fused_kernel_is_refused_at_construction():
-    cfg = load_config("tiny", overrides=["model.neuron=alif", "model.update_rule=standard",
-                                         "model.engine=fused"])
-    with pytest.raises(SpikelocError, match=r"no fused ALIF for update_rule 'standard'"):
-        build_models(cfg.stimulus, cfg.model, [0])
+def test_alif_without_a_fused_kernel_is_refused_by_the_config():
+    with pytest.raises(SpikelocError, match=r"model: engine = 'fused' has no ALIF kernel for update_rule "
+                                            r"'standard' \(it has one for notebook\)"):
+        load_config("tiny", overrides=["model.neuron=alif", "model.update_rule=standard",
+                                       "model.engine=fused"])

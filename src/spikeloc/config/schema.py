@@ -129,6 +129,9 @@ EVALUABLE_STIMULUS = ("f", "rate_max", "envelope_power", "offset", "max_phase_de
 EVALUABLE_EVAL = ("spike_deletion", "spike_jitter_ms", "spike_background_hz", "test_membrane_noise")
 
 
+FUSED_ALIF_RULES = ("notebook",)  # the update rules with a fused ALIF kernel (spikeloc.kernels.fused_alif)
+
+
 class ModelConfig(Section):
     """Spiking network: inputs -> LIF hidden layer -> readout (and the membrane-only baseline)."""
 
@@ -211,6 +214,9 @@ class ModelConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
+        if self.engine == "fused" and self.neuron == "alif" and self.update_rule not in FUSED_ALIF_RULES:
+            raise ValueError(f"engine = 'fused' has no ALIF kernel for update_rule {self.update_rule!r} (it "
+                             f"has one for {', '.join(FUSED_ALIF_RULES)}); allowed: engine auto or reference")
         if self.dale and self.excitatory_only:
             raise ValueError("dale and excitatory_only exclude each other: give one of them "
                              "(excitatory_only is dale with no inhibitory unit)")

@@ -29,10 +29,9 @@ from typing import NamedTuple
 
 import torch
 
+from ..config.schema import FUSED_ALIF_RULES as FUSED_RULES
 from ..neurons.alif import ALIFParams
 from ..neurons.surrogate import surrogate_sigmoid
-
-FUSED_RULES = ("notebook",)  # the update rules with a fused ALIF
 
 
 class ALIFRecurrence(NamedTuple):
