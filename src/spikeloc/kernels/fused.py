@@ -57,18 +57,24 @@ class Recurrence(NamedTuple):
         return cls(lag, shift, p.reset == "subtract", p.threshold, p.v_reset, p.surrogate_slope)
 
 
+def kernel_inputs(h: torch.Tensor, alpha: torch.Tensor, neuron: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``h`` ``(K, B, T, N)`` and ``alpha`` ``(K, N)`` as a fused kernel of ``neuron`` takes them: detached,
+    contiguous float32; TypeError or ValueError for others (the kernels index ``alpha[k, n]`` unchecked)."""
+    if h.dtype != torch.float32 or alpha.dtype != torch.float32:
+        raise TypeError(f"fused {neuron} needs float32 h and alpha, got {h.dtype} and {alpha.dtype}")
+    if h.ndim != 4 or alpha.shape != (h.shape[0], h.shape[3]):
+        raise ValueError(f"fused {neuron} needs h (K, B, T, N) and alpha (K, N); got {tuple(h.shape)} and "
+                         f"{tuple(alpha.shape)}")
+    return h.detach().contiguous(), alpha.detach().contiguous()
+
+
 class FusedLIF(torch.autograd.Function):
     """Spikes ``(K, B, T, N)`` from currents ``h`` ``(K, B, T, N)`` and ``alpha`` ``(K, N)``, float32."""
 
     @staticmethod
     def forward(ctx, h, alpha, rec: Recurrence, backend: ModuleType):
-        if h.dtype != torch.float32 or alpha.dtype != torch.float32:
-            raise TypeError(f"fused LIF needs float32 h and alpha, got {h.dtype} and {alpha.dtype}")
-        if h.ndim != 4 or alpha.shape != (h.shape[0], h.shape[3]):  # the kernels index alpha[k, n] unchecked
-            raise ValueError(f"fused LIF needs h (K, B, T, N) and alpha (K, N); got {tuple(h.shape)} and "
-                             f"{tuple(alpha.shape)}")
-        alpha = alpha.detach().contiguous()
-        spikes, u = backend.forward(h.detach().contiguous(), alpha, rec)
+        h, alpha = kernel_inputs(h, alpha, "LIF")
+        spikes, u = backend.forward(h, alpha, rec)
         ctx.save_for_backward(u, spikes, alpha)
         ctx.rec, ctx.backend = rec, backend
         return spikes

@@ -32,6 +32,7 @@ import torch
 from ..config.schema import FUSED_ALIF_RULES as FUSED_RULES
 from ..neurons.alif import ALIFParams
 from ..neurons.surrogate import surrogate_sigmoid
+from .fused import kernel_inputs
 
 
 class ALIFRecurrence(NamedTuple):
@@ -63,13 +64,8 @@ class FusedALIF(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, alpha, rec: ALIFRecurrence, backend: ModuleType):
-        if h.dtype != torch.float32 or alpha.dtype != torch.float32:
-            raise TypeError(f"fused ALIF needs float32 h and alpha, got {h.dtype} and {alpha.dtype}")
-        if h.ndim != 4 or alpha.shape != (h.shape[0], h.shape[3]):  # the kernels index alpha[k, n] unchecked
-            raise ValueError(f"fused ALIF needs h (K, B, T, N) and alpha (K, N); got {tuple(h.shape)} and "
-                             f"{tuple(alpha.shape)}")
-        alpha = alpha.detach().contiguous()
-        spikes, v, u, a = backend.forward(h.detach().contiguous(), alpha, rec)
+        h, alpha = kernel_inputs(h, alpha, "ALIF")
+        spikes, v, u, a = backend.forward(h, alpha, rec)
         ctx.save_for_backward(v, u, a, spikes, alpha)
         ctx.rec, ctx.backend = rec, backend
         return spikes
