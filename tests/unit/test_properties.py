@@ -97,7 +97,9 @@ SMALL = st.fixed_dictionaries({}, optional={
     "model.engine": st.sampled_from(["auto", "reference"]), "model.surrogate_slope": st.floats(0.1, 20),
     "train.batch_size": st.integers(1, 4), "train.lr": st.floats(1e-5, 1.0),
     "train.lr_schedule": st.sampled_from(["constant", "cosine"]), "train.fresh_data": st.booleans(),
-    "train.target": st.sampled_from(["labels", "observer"]), "train.class_loss_weight": st.floats(0, 2),
+    "train.target": st.sampled_from(["labels", "step_labels", "observer"]),
+    "train.class_loss_weight": st.floats(0, 2), "train.label_sigma_deg": st.floats(0, 10),
+    "train.label_window_steps": st.integers(1, 3),
     "train.rate_reg": st.floats(0, 2), "train.models": st.integers(1, 2),
     "train.readout_only_epochs": st.integers(0, 1),
 })

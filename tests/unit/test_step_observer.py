@@ -61,8 +61,9 @@ def test_observer_target_trains_each_step_towards_the_observer():
     assert error < 1.5  # classes off on average; a constant guess is 3 off, a mirrored posterior 4
 
 
+@pytest.mark.parametrize("target", ["observer", "step_labels"])
 @pytest.mark.parametrize("readout", ["rate", "mean"])
-def test_observer_target_needs_the_sum_readout(readout):
-    with pytest.raises(SpikelocError, match=r"train.target = 'observer' needs model.readout = 'sum'") as e:
-        load_config("best", overrides=["train.target=observer", f"model.readout={readout}"])
+def test_per_step_targets_need_the_sum_readout(readout, target):
+    with pytest.raises(SpikelocError, match=rf"train.target = '{target}' needs model.readout = 'sum'") as e:
+        load_config("best", overrides=[f"train.target={target}", f"model.readout={readout}"])
     assert "\n" not in str(e.value)

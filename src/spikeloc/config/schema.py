@@ -251,10 +251,19 @@ class TrainConfig(Section):
         0, "epochs (of `epochs`) that first train only the readout, the hidden layer fixed; then a new Adam "
         "and schedule train everything. Lets a random readout settle before its gradients reach an "
         "observer-initialised hidden layer", "epochs", ge=0)
-    target: Literal["labels", "observer"] = field(
-        "labels", "labels: NLL of each sample's IPD bin; observer: each step's readout h_t @ W2 matches the "
-        "ideal observer's evidence from that step (KL per step; needs readout = 'sum'). The membrane "
-        "baseline always trains on labels")
+    target: Literal["labels", "step_labels", "observer"] = field(
+        "labels", "labels: NLL of each sample's IPD bin; step_labels: the same NLL for each step's readout "
+        "h_t @ W2 alone, averaged over steps (its minimum is each step's posterior); observer: each step's "
+        "readout matches the ideal observer's evidence from that step (KL per step). step_labels and "
+        "observer need readout = 'sum'. The membrane baseline always trains on labels")
+    label_window_steps: int = field(
+        1, "with target = 'step_labels': consecutive steps whose summed readout is scored together against "
+        "the label (1: each step alone; the steps after the last whole window are not scored)", "steps",
+        ge=1)
+    label_sigma_deg: float = field(
+        0.0, "soft labels: the fine-bin NLL becomes the cross-entropy against a Gaussian of this width "
+        "around the true IPD over the bins' centres (0: the true bin alone); the class NLL stays hard", "deg",
+        ge=0)
     class_loss_weight: float = field(
         0.0, "weight of the class NLL (fine bins summed per class) added to the fine-bin NLL; only matters "
         "when bins_per_class > 1", "1", ge=0)
@@ -368,11 +377,12 @@ class RunConfig(Section):
         if self.model.delays == "learned" and self.model.max_delay_ms * 1e-3 < self.stimulus.dt:
             raise ValueError(f"model.max_delay_ms ({self.model.max_delay_ms:g}) must be at least one time "
                              f"step ({1e3 * self.stimulus.dt:g} ms)")
-        if self.model.delays == "learned" and self.train.target == "observer":
-            raise ValueError("train.target = 'observer' cannot be combined with model.delays = 'learned' "
-                             "(its per-step evidence assumes undelayed synapses)")
-        if self.train.target == "observer" and self.model.readout != "sum":
-            raise ValueError("train.target = 'observer' needs model.readout = 'sum' "
+        per_step = self.train.target in ("step_labels", "observer")
+        if self.model.delays == "learned" and per_step:
+            raise ValueError(f"train.target = {self.train.target!r} cannot be combined with model.delays = "
+                             "'learned' (its per-step scores assume undelayed synapses)")
+        if per_step and self.model.readout != "sum":
+            raise ValueError(f"train.target = {self.train.target!r} needs model.readout = 'sum' "
                              f"(got {self.model.readout!r}): "
                              "the per-step scores it trains must add up to the class scores")
         return self

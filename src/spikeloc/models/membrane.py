@@ -8,6 +8,8 @@ IPD when every sample has its own phase offset; it is shown as the baseline it i
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -46,7 +48,8 @@ class MembraneModel(StackedModel):
              generators: list[torch.Generator] | None = None) -> torch.Tensor:
         """NLL of the true class ``(K,)``, whatever ``train.target`` says: there are no steps to match (and
         no hidden layer for noise or dropout)."""
-        return losses.label_nll(self(x).scores, ipd, self.stim, train.class_loss_weight)
+        return losses.label_nll(self(x).scores, ipd, self.stim, train.class_loss_weight,
+                                math.radians(train.label_sigma_deg))
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"hidden": [], "readout": list(self.parameters())}

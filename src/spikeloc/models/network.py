@@ -4,7 +4,8 @@
 
 Each of the K models trains exactly as it would alone: Adam is element-wise and the loss is a sum
 of per-model losses. The model owns its loss (:meth:`SpikingNetwork.loss`): the NLL of the true IPD
-bin, or with ``train.target = "observer"`` the KL per step to the ideal observer's evidence.
+bin, with ``train.target = "step_labels"`` that NLL of every step's readout alone, or with
+``train.target = "observer"`` the KL per step to the ideal observer's evidence.
 """
 
 from __future__ import annotations
@@ -215,14 +216,19 @@ class SpikingNetwork(StackedModel):
 
     def loss(self, x: torch.Tensor, ipd: torch.Tensor, train: TrainConfig, train_hidden: bool = True,
              generators: list[torch.Generator] | None = None) -> torch.Tensor:
-        """Per-model loss ``(K,)``: the target's loss (labels or the observer) plus the firing-rate
+        """Per-model loss ``(K,)``: the target's loss (labels, per-step labels or the observer) plus the rate
         penalty, with the training noise drawn from ``generators``."""
         out = self(x, train_hidden, self.training_noise(x, train, generators), soft_delays=True)
         if train.target == "observer":
             per_model = losses.step_kl(self.step_scores(out.spikes),
                                        losses.observer_evidence(self.stim, x, self.bins))
+        elif train.target == "step_labels":
+            per_model = losses.step_label_nll(self.step_scores(out.spikes), ipd, self.stim,
+                                              train.class_loss_weight, train.label_window_steps,
+                                              math.radians(train.label_sigma_deg))
         else:
-            per_model = losses.label_nll(out.scores, ipd, self.stim, train.class_loss_weight)
+            per_model = losses.label_nll(out.scores, ipd, self.stim, train.class_loss_weight,
+                                         math.radians(train.label_sigma_deg))
         if train.rate_reg > 0:
             per_model = per_model + train.rate_reg * losses.rate_penalty(out.spikes, self.stim.dt,
                                                                          train.target_rate_hz)
