@@ -17,36 +17,98 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from results import QUIET, fresh_test_set, ideal_row
 
 from spikeloc.config import load_config
 from spikeloc.evaluation import evaluate
-from spikeloc.runs import train
+from spikeloc.models import build_models, losses
+from spikeloc.runs import stage_generator, train
+from spikeloc.task.stimulus import random_ipd_input_signal
+from spikeloc.training import fit
 
-# best-labels' network from random weights, at best-30-labels' learning rate
+# best-labels-templates (best-labels until 0.7.0) from random weights, at best-30-labels' learning rate
+BASE = "best-labels-templates"
 RANDOM = ["model.init=fan_in", "train.readout_only_epochs=0", "train.lr=0.01"]
 STEP = ["model.readout=sum", "train.target=step_labels"]
 # name: (preset, overrides, what it changes)
 PROBES = {
-    "random": ("best-labels", RANDOM, "best-labels from random weights"),
-    "step-labels": ("best-labels", RANDOM + STEP + ["train.lr=0.003"],
+    "random": (BASE, RANDOM, "best-labels-templates from random weights, lr 0.01"),
+    "step-labels": (BASE, [*RANDOM, *STEP, "train.lr=0.003"],
                     "every step's readout trained on the label alone, lr 0.003"),
-    "windows-10": ("best-labels", RANDOM + STEP + ["train.lr=0.003", "train.label_window_steps=10"],
+    "windows-10": (BASE, [*RANDOM, *STEP, "train.lr=0.003", "train.label_window_steps=10"],
                    "every window of 10 steps trained on the label alone"),
-    "windows-25": ("best-labels", RANDOM + STEP + ["train.lr=0.003", "train.label_window_steps=25"],
+    "windows-25": (BASE, [*RANDOM, *STEP, "train.lr=0.003", "train.label_window_steps=25"],
                    "every window of 25 steps trained on the label alone"),
-    "gauss-3": ("best-labels", [*RANDOM, "train.label_sigma_deg=3"], "Gaussian soft labels, 3 deg (one bin)"),
-    "gauss-6": ("best-labels", [*RANDOM, "train.label_sigma_deg=6"], "Gaussian soft labels, 6 deg"),
+    "windows-5": (BASE, [*RANDOM, *STEP, "train.lr=0.003", "train.label_window_steps=5"],
+                  "every window of 5 steps trained on the label alone"),
+    "sum-labels": (BASE, [*RANDOM, "model.readout=sum", "train.lr=0.003"],
+                   "the whole sample's label on the summed readout, lr 0.003 (windows of 100 steps)"),
+    "windows-10-lr0.01": (BASE, [*RANDOM, *STEP, "train.label_window_steps=10"],
+                          "windows of 10 steps at lr 0.01"),
+    "windows-10-x4": (BASE, [*RANDOM, *STEP, "train.label_window_steps=10", "train.batch_size=256",
+                                "train.lr=0.006"],
+                      "windows of 10, 4x the data: batches of 256, lr 0.006"),
+    "windows-10-gauss-3": (BASE, [*RANDOM, *STEP, "train.lr=0.003", "train.label_window_steps=10",
+                                     "train.label_sigma_deg=3"],
+                           "windows of 10 and soft labels of 3 deg"),
+    "gauss-3": (BASE, [*RANDOM, "train.label_sigma_deg=3"], "Gaussian soft labels, 3 deg (one bin)"),
+    "gauss-6": (BASE, [*RANDOM, "train.label_sigma_deg=6"], "Gaussian soft labels, 6 deg"),
+    "30": ("best-30-labels", [], "best-30-labels as in 0.6.0"),
+    "30-gauss-3": ("best-30-labels", ["train.label_sigma_deg=3"], "Gaussian soft labels, 3 deg"),
+    "30-windows-10": ("best-30-labels", [*STEP, "train.label_window_steps=10"],
+                      "every window of 10 steps trained on the label alone, lr 0.01"),
+    "30-windows-10-lr0.003": ("best-30-labels", [*STEP, "train.label_window_steps=10", "train.lr=0.003"],
+                              "the same at lr 0.003"),
 }
 
 
-def run_probe(name: str, seed: int) -> dict:
-    preset, overrides, _ = PROBES[name]
+# a probe trained on the per-step posteriors of another probe's network (same seed), not on labels:
+# name: (teacher probe, student's preset, student's overrides, what)
+DISTILLED = {
+    "30-distilled": ("windows-10", "best-30-labels", [*STEP, "train.lr=0.003"],
+                     "best-30-labels (summed readout, lr 0.003) trained on every step's posterior of the "
+                     "windows-10 network of the same seed (KL per step): self-distillation from labels"),
+}
+
+
+def distill(teacher, cfg, seed: int):
+    """A ``cfg`` network of ``seed`` trained on ``teacher``'s per-step posteriors: each step's readout
+    matches the softmax of the teacher's score for that step (as ``train.target = "observer"`` does with
+    the observer's)."""
+    T = cfg.stimulus.steps
+    per_step = T if teacher.cfg.readout == "rate" else 1  # a rate readout's class scores are mean, not sum
+
+    def loss(x, ipd, train, train_hidden=True, generators=None):
+        with torch.no_grad():
+            target = F.log_softmax(teacher.step_scores(teacher(x).spikes) / per_step, -1)[0]  # (B, T, bins)
+        return losses.step_kl(student.step_scores(student(x, train_hidden).spikes), target)
+    student = build_models(cfg.stimulus, cfg.model, [seed], teacher.W1.device)
+    student.loss = loss  # the model owns its loss: this one's is the teacher's
+    tc = cfg.train
+    data = random_ipd_input_signal(tc.batch_size * tc.train_batches, cfg.stimulus,
+                                   stage_generator(seed, "train", teacher.W1.device))
+    fit(student, cfg, [data], [stage_generator(seed, "fit-spiking", teacher.W1.device)], progress=False)
+    return student
+
+
+def trained(preset: str, overrides: list[str], seed: int):
     cfg = load_config(preset, overrides=[*QUIET, *overrides], seed=seed)
+    return cfg, train(cfg, progress=False).models["spiking"]
+
+
+def run_probe(name: str, seed: int) -> dict:
     t0 = time.perf_counter()
-    run = train(cfg, progress=False)
+    if name in DISTILLED:
+        teacher, preset, overrides, _ = DISTILLED[name]
+        _, model = trained(*PROBES[teacher][:2], seed)
+        cfg = load_config(preset, overrides=[*QUIET, *overrides], seed=seed)
+        model = distill(model, cfg, seed)
+    else:
+        cfg, model = trained(*PROBES[name][:2], seed)
     seconds = time.perf_counter() - t0
-    r = evaluate(run.models["spiking"], fresh_test_set(cfg.stimulus, run.device), cfg.stimulus)[0]
+    r = evaluate(model, fresh_test_set(cfg.stimulus, model.W1.device), cfg.stimulus)[0]
     ideal = ideal_row(cfg.stimulus)
     return {"probe": name, "seed": seed, "accuracy": r.accuracy, "mae": r.mae_deg,
             "mae_continuous": r.mae_continuous_deg, "seconds": seconds, "ideal_accuracy": ideal.accuracy}
@@ -65,7 +127,8 @@ def table(rows: list[dict]) -> list[str]:
     """docs/results.md's probes table: a line per probe that has runs, mean ± sd over its seeds."""
     lines = ["| probe | overrides of the preset | seeds | accuracy % | MAE deg | MAE cont. deg | gap, points "
              "| train s |", "|---|---|---|---|---|---|---|---|"]
-    for name, (preset, overrides, what) in PROBES.items():
+    every = {**PROBES, **{n: (f"{p}, taught by {t}", o, w) for n, (t, p, o, w) in DISTILLED.items()}}
+    for name, (preset, overrides, what) in every.items():
         mine = [r for r in rows if r["probe"] == name]
         if not mine:
             continue
@@ -80,7 +143,7 @@ def table(rows: list[dict]) -> list[str]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--probes", default="", help=f"comma-separated, of: {', '.join(PROBES)}")
+    parser.add_argument("--probes", default="", help="comma-separated names of PROBES and DISTILLED")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--out", type=Path, default=Path("runs/labels.jsonl"))
     parser.add_argument("--table", action="store_true", help="only print the table of what --out holds")
@@ -89,9 +152,9 @@ def main():
         print("\n".join(table(done(args.out))))
         return
     names = [n for n in args.probes.split(",") if n]
-    unknown = set(names) - set(PROBES)
+    unknown = set(names) - set(PROBES) - set(DISTILLED)
     if unknown or not names:
-        parser.error(f"--probes: unknown {sorted(unknown)}; allowed: {', '.join(PROBES)}")
+        parser.error(f"--probes: unknown {sorted(unknown)}; allowed: {', '.join([*PROBES, *DISTILLED])}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
         for seed in (int(s) for s in args.seeds.split(",")):
