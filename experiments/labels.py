@@ -17,16 +17,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from results import QUIET, fresh_test_set, ideal_row
 
 from spikeloc.config import load_config
 from spikeloc.evaluation import evaluate
-from spikeloc.models import build_models, losses
-from spikeloc.runs import stage_generator, train
-from spikeloc.task.stimulus import random_ipd_input_signal
-from spikeloc.training import fit
+from spikeloc.runs import train
 
 # best-labels-templates (best-labels until 0.7.0) from random weights, at best-30-labels' learning rate
 BASE = "best-labels-templates"
@@ -64,49 +59,11 @@ PROBES = {
 }
 
 
-# a probe trained on the per-step posteriors of another probe's network (same seed), not on labels:
-# name: (teacher probe, student's preset, student's overrides, what)
-DISTILLED = {
-    "30-distilled": ("windows-10", "best-30-labels", [*STEP, "train.lr=0.003"],
-                     "best-30-labels (summed readout, lr 0.003) trained on every step's posterior of the "
-                     "windows-10 network of the same seed (KL per step): self-distillation from labels"),
-}
-
-
-def distill(teacher, cfg, seed: int):
-    """A ``cfg`` network of ``seed`` trained on ``teacher``'s per-step posteriors: each step's readout
-    matches the softmax of the teacher's score for that step (as ``train.target = "observer"`` does with
-    the observer's)."""
-    T = cfg.stimulus.steps
-    per_step = T if teacher.cfg.readout == "rate" else 1  # a rate readout's class scores are mean, not sum
-
-    def loss(x, ipd, train, train_hidden=True, generators=None):
-        with torch.no_grad():
-            target = F.log_softmax(teacher.step_scores(teacher(x).spikes) / per_step, -1)[0]  # (B, T, bins)
-        return losses.step_kl(student.step_scores(student(x, train_hidden).spikes), target)
-    student = build_models(cfg.stimulus, cfg.model, [seed], teacher.W1.device)
-    student.loss = loss  # the model owns its loss: this one's is the teacher's
-    tc = cfg.train
-    data = random_ipd_input_signal(tc.batch_size * tc.train_batches, cfg.stimulus,
-                                   stage_generator(seed, "train", teacher.W1.device))
-    fit(student, cfg, [data], [stage_generator(seed, "fit-spiking", teacher.W1.device)], progress=False)
-    return student
-
-
-def trained(preset: str, overrides: list[str], seed: int):
-    cfg = load_config(preset, overrides=[*QUIET, *overrides], seed=seed)
-    return cfg, train(cfg, progress=False).models["spiking"]
-
-
 def run_probe(name: str, seed: int) -> dict:
+    preset, overrides, _ = PROBES[name]
+    cfg = load_config(preset, overrides=[*QUIET, *overrides], seed=seed)
     t0 = time.perf_counter()
-    if name in DISTILLED:
-        teacher, preset, overrides, _ = DISTILLED[name]
-        _, model = trained(*PROBES[teacher][:2], seed)
-        cfg = load_config(preset, overrides=[*QUIET, *overrides], seed=seed)
-        model = distill(model, cfg, seed)
-    else:
-        cfg, model = trained(*PROBES[name][:2], seed)
+    model = train(cfg, progress=False).models["spiking"]
     seconds = time.perf_counter() - t0
     r = evaluate(model, fresh_test_set(cfg.stimulus, model.W1.device), cfg.stimulus)[0]
     ideal = ideal_row(cfg.stimulus)
@@ -127,14 +84,14 @@ def table(rows: list[dict]) -> list[str]:
     """docs/results.md's probes table: a line per probe that has runs, mean ± sd over its seeds."""
     lines = ["| probe | overrides of the preset | seeds | accuracy % | MAE deg | MAE cont. deg | gap, points "
              "| train s |", "|---|---|---|---|---|---|---|---|"]
-    every = {**PROBES, **{n: (f"{p}, taught by {t}", o, w) for n, (t, p, o, w) in DISTILLED.items()}}
-    for name, (preset, overrides, what) in every.items():
+    for name, (preset, overrides, what) in PROBES.items():
         mine = [r for r in rows if r["probe"] == name]
         if not mine:
             continue
         column = {k: [r[k] for r in mine] for k in mine[0]}
         gap = 100 * (mine[0]["ideal_accuracy"] - np.mean(column["accuracy"]))
-        lines.append(f"| {name}: {what} | `{preset}` " + " ".join(f"`{o}`" for o in overrides)
+        effective = {o.split("=")[0]: o for o in overrides}  # a later override of a key replaces the earlier
+        lines.append(f"| {name}: {what} | `{preset}` " + " ".join(f"`{o}`" for o in effective.values())
                      + f" | {len(mine)} | {mean_sd([100 * a for a in column['accuracy']], 1)} "
                      f"| {mean_sd(column['mae'], 2)} | {mean_sd(column['mae_continuous'], 2)} | {gap:.1f} "
                      f"| {np.mean(column['seconds']):.0f} |")
@@ -143,7 +100,7 @@ def table(rows: list[dict]) -> list[str]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--probes", default="", help="comma-separated names of PROBES and DISTILLED")
+    parser.add_argument("--probes", default="", help="comma-separated names of PROBES")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--out", type=Path, default=Path("runs/labels.jsonl"))
     parser.add_argument("--table", action="store_true", help="only print the table of what --out holds")
@@ -152,9 +109,9 @@ def main():
         print("\n".join(table(done(args.out))))
         return
     names = [n for n in args.probes.split(",") if n]
-    unknown = set(names) - set(PROBES) - set(DISTILLED)
+    unknown = set(names) - set(PROBES)
     if unknown or not names:
-        parser.error(f"--probes: unknown {sorted(unknown)}; allowed: {', '.join([*PROBES, *DISTILLED])}")
+        parser.error(f"--probes: unknown {sorted(unknown)}; allowed: {', '.join(PROBES)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
         for seed in (int(s) for s in args.seeds.split(",")):

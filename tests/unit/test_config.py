@@ -178,3 +178,10 @@ def test_the_notebooks_readout_name_spiking_is_read_as_spike_rate():
     assert load_config("tutorial", readout="spiking").model.readout == "spike_rate"
     by_name = load_config("tutorial", overrides=["model.readout=spiking"])
     assert by_name == load_config("tutorial", readout="spike_rate")
+
+
+@pytest.mark.parametrize("preset", ["best-labels", "best-30-labels", "best-labels-templates"])
+def test_the_labels_presets_train_on_labels_alone(preset):
+    cfg = load_config(preset)
+    assert cfg.train.target in ("labels", "step_labels")
+    assert (cfg.model.init == "observer") == (preset == "best-labels-templates")  # the others: random weights
