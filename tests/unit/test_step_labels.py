@@ -1,6 +1,8 @@
+import pytest
 import torch
 
 from spikeloc.config import load_config
+from spikeloc.errors import SpikelocError
 from spikeloc.models import build_models, losses
 from spikeloc.task.bins import class_probabilities, discretise
 from spikeloc.task.stimulus import random_ipd_input_signal
@@ -69,3 +71,15 @@ def test_soft_labels_narrow_to_the_true_bin_and_spread_to_its_neighbours(gen):
     spread = (spread / spread.sum(-1, keepdim=True)).log()
     # a 3-deg Gaussian (one bin) rewards the neighbours: betting everything on the true bin costs more
     assert (losses.soft_bin_nll(spread, ipd, stim, 0.05) < losses.soft_bin_nll(sharp, ipd, stim, 0.05)).all()
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["train.label_window_steps=10"], r"label_window_steps \(10\) only matters with target = 'step_labels'"),
+    (["model.readout=sum", "train.target=step_labels", "train.label_window_steps=101"],
+     r"train.label_window_steps \(101\) must be at most the stimulus.s 100 steps"),
+    (["train.target=step_labels"], r"train.target = 'step_labels' needs model.readout = 'sum'"),
+])
+def test_step_label_settings_that_cannot_work_are_refused_in_one_line(overrides, needle):
+    with pytest.raises(SpikelocError, match=needle) as e:
+        load_config("best-labels-templates", overrides=overrides)
+    assert "\n" not in str(e.value)

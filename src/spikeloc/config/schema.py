@@ -298,6 +298,9 @@ class TrainConfig(Section):
     def _check(self) -> TrainConfig:
         if self.early_stopping_patience and not self.validation_batches:
             raise ValueError("early_stopping_patience needs a validation set: set validation_batches >= 1")
+        if self.label_window_steps > 1 and self.target != "step_labels":
+            raise ValueError(f"label_window_steps ({self.label_window_steps}) only matters with target = "
+                             f"'step_labels' (got {self.target!r}): leave it at 1 or set the target")
         if self.readout_only_epochs > self.epochs:
             raise ValueError(f"readout_only_epochs ({self.readout_only_epochs}) must be at most "
                              f"epochs ({self.epochs})")
@@ -377,6 +380,9 @@ class RunConfig(Section):
         if self.model.delays == "learned" and self.model.max_delay_ms * 1e-3 < self.stimulus.dt:
             raise ValueError(f"model.max_delay_ms ({self.model.max_delay_ms:g}) must be at least one time "
                              f"step ({1e3 * self.stimulus.dt:g} ms)")
+        if self.train.label_window_steps > self.stimulus.steps:
+            raise ValueError(f"train.label_window_steps ({self.train.label_window_steps}) must be at most "
+                             f"the stimulus's {self.stimulus.steps} steps")
         per_step = self.train.target in ("step_labels", "observer")
         if self.model.delays == "learned" and per_step:
             raise ValueError(f"train.target = {self.train.target!r} cannot be combined with model.delays = "
